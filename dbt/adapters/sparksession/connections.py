@@ -1,0 +1,55 @@
+"""Credentials and connection manager of the ``sparksession`` adapter."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+from dbt.adapters.contracts.connection import Connection
+from dbt.adapters.spark.connections import SparkConnectionManager, SparkCredentials
+
+
+@dataclass
+class SparksessionCredentials(SparkCredentials):
+    """dbt-spark credentials under this plugin's type name."""
+
+    @property
+    def type(self) -> str:
+        return "sparksession"
+
+
+def is_local_master(server_side_parameters: Mapping[str, str]) -> bool:
+    """True when the session will run its executors inside this machine's JVM."""
+    master = server_side_parameters.get("spark.master") or os.environ.get("MASTER", "local[*]")
+    return master.startswith("local")
+
+
+def spark_session(server_side_parameters: Mapping[str, str]):
+    """Return the session dbt-spark's cursor uses: same builder, same options.
+
+    ``SparkSession.getActiveSession()`` is None in dbt's worker threads, so the
+    session is taken the way dbt-spark's ``Cursor.execute`` takes it.
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in server_side_parameters.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+class SparksessionConnectionManager(SparkConnectionManager):
+    TYPE = "sparksession"
+
+    @classmethod
+    def open(cls, connection: Connection) -> Connection:
+        # A local master starts Python workers with $PYSPARK_PYTHON (default
+        # `python3` on PATH), which may lack numpy/pyarrow/python_udfs. They must
+        # run dbt's own interpreter. Under spark-submit (a gateway already
+        # exists) the cluster's configuration decides instead.
+        parameters = connection.credentials.server_side_parameters
+        if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(parameters):
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+        return super().open(connection)

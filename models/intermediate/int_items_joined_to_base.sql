@@ -1,0 +1,4 @@
+{{ joined_to_base(
+    ref('stg_retrain__items'),
+    source('published', 'stabilized_item_embeddings')
+) }}

@@ -1,0 +1,4 @@
+{{ joined_to_base(
+    ref('stg_retrain__users'),
+    source('published', 'stabilized_user_embeddings')
+) }}
