@@ -1,0 +1,60 @@
+"""Arrow list columns ↔ numpy matrices, and batch-wise application of a transform."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
+from python_udfs.spark import transform_batches
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.integers(0, 50), dimension=st.integers(1, 16), seed=st.integers(0, 1000))
+def test_matrix_round_trips_through_a_float_list_column(rows, dimension, seed):
+    matrix = np.random.default_rng(seed).standard_normal((rows, dimension)).astype(np.float32)
+    column = matrix_to_list_column(matrix)
+    assert column.type == pa.list_(pa.float32())
+    assert_array_equal(list_column_to_matrix(column, dimension), matrix)
+
+
+def test_sliced_column_reads_only_its_rows():
+    matrix = np.arange(20, dtype=np.float64).reshape(5, 4)
+    column = pa.array(matrix.tolist(), type=pa.list_(pa.float64()))
+    assert_array_equal(list_column_to_matrix(column.slice(2, 2), 4), matrix[2:4])
+
+
+def test_chunked_column_is_combined():
+    column = pa.chunked_array([pa.array([[1.0, 2.0]]), pa.array([[3.0, 4.0]])])
+    assert_array_equal(list_column_to_matrix(column, 2), [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([[1.0, 2.0], None], "1 null embeddings"),
+        ([[1.0, 2.0], [1.0]], "exactly 2"),
+        ([[1.0, None]], "exactly 2"),
+    ],
+)
+def test_bad_rows_are_rejected_with_the_column_name(rows, message):
+    with pytest.raises(ValueError, match=message) as error:
+        list_column_to_matrix(pa.array(rows, type=pa.list_(pa.float64())), 2, "user_vector")
+    assert "user_vector" in str(error.value)
+
+
+def test_transform_batches_multiplies_each_row_and_keeps_other_columns():
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((7, 3))
+    transform = rng.standard_normal((3, 3))
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(np.arange(7)), pa.array(matrix.tolist()), pa.array(["v1"] * 7)],
+        names=["id", "embedding", "embedding_version"],
+    )
+    (out,) = list(transform_batches([batch], transform))
+    assert out.schema.names == ["id", "embedding", "embedding_version"]
+    assert out.column(1).type == pa.list_(pa.float32())
+    assert_allclose(list_column_to_matrix(out.column(1), 3), matrix @ transform, rtol=1e-6)
+    assert out.column(0).equals(batch.column(0))

@@ -1,0 +1,41 @@
+"""Long-form Grams (as the SQL writes them) → matrices → transforms."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from python_udfs.grams import grams_from_long, transforms_from_grams
+
+
+def long_form(name, matrix):
+    i, j = np.indices(matrix.shape)
+    return pd.DataFrame(
+        {"gram_name": name, "i": i.ravel(), "j": j.ravel(), "value": matrix.ravel()}
+    )
+
+
+def test_grams_from_long_rebuilds_each_matrix():
+    rng = np.random.default_rng(0)
+    users, cross = rng.standard_normal((4, 4)), rng.standard_normal((4, 4))
+    frame = pd.concat([long_form("users", users), long_form("items_cross", cross)])
+    grams = grams_from_long(frame.sample(frac=1, random_state=1))  # any row order
+    assert set(grams) == {"users", "items_cross"}
+    assert_allclose(grams["users"], users)
+    assert_allclose(grams["items_cross"], cross)
+
+
+def test_transforms_from_grams_name_the_mismatched_dimensions():
+    with pytest.raises(ValueError, match="dimension 3 but item embeddings have dimension 4"):
+        transforms_from_grams({"users": np.eye(3), "items": np.eye(4)})
+
+
+def test_transforms_from_grams_reject_a_base_of_another_dimension():
+    grams = {"users": np.eye(3), "items": np.eye(3), "items_cross": np.ones((3, 5))}
+    with pytest.raises(ValueError, match="base version's have dimension 5"):
+        transforms_from_grams(grams)
+
+
+def test_transforms_from_grams_require_both_sides():
+    with pytest.raises(ValueError, match="items embeddings are empty"):
+        transforms_from_grams({"users": np.eye(3)})
