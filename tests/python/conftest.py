@@ -1,0 +1,124 @@
+"""Fixtures driving the dbt project on a local Spark session.
+
+dbt runs in-process (``dbtRunner``) so the whole suite shares one Spark JVM
+and one embedded metastore in a temporary ``DBT_SPARK_HOME``; tests are kept
+apart by giving each its own target schema (``DBT_SCHEMA``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class DbtRun:
+    success: bool
+    output: str
+    results: list
+
+
+class DbtProject:
+    """Runs dbt commands against one target schema."""
+
+    def __init__(self, schema: str, target_path: Path, data_dir: Path):
+        self.schema = schema
+        self.target_path = target_path
+        self.data_dir = data_dir
+
+    def invoke(self, *args: str) -> DbtRun:
+        from dbt.cli.main import dbtRunner
+
+        os.environ["DBT_SCHEMA"] = self.schema
+        log_path = self.target_path / "logs"
+        result = dbtRunner().invoke(
+            [
+                *args,
+                "--project-dir",
+                str(PROJECT_DIR),
+                "--target-path",
+                str(self.target_path),
+                "--log-path",
+                str(log_path),
+                "--log-format-file",
+                "text",
+            ]
+        )
+        results = list(getattr(result.result, "results", None) or [])
+        messages = [str(result.exception)] if result.exception is not None else []
+        messages += [f"{run.node.unique_id}: {run.message}" for run in results if run.message]
+        log_file = log_path / "dbt.log"
+        output = "\n".join(messages)
+        if log_file.exists():
+            output += "\n" + log_file.read_text(errors="replace")
+            log_file.unlink()
+        return DbtRun(bool(result.success), output, results)
+
+    def build(self, version: str, users: str, items: str, **extra_vars) -> DbtRun:
+        variables = {
+            "embedding_version": version,
+            "user_embeddings": users,
+            "item_embeddings": items,
+            **extra_vars,
+        }
+        return self.invoke("build", "--vars", json.dumps(variables))
+
+    def write_retrain(self, name: str, retrain) -> tuple[str, str]:
+        """Write a synthetic retrain as Parquet; return the two relations to pass as vars."""
+        from python_udfs.synthetic import write_parquet
+
+        users = self.data_dir / name / "users"
+        items = self.data_dir / name / "items"
+        write_parquet(users, retrain.user_ids, retrain.users, rows_per_file=max(1, len(retrain.user_ids) // 3))
+        write_parquet(items, retrain.item_ids, retrain.items, rows_per_file=max(1, len(retrain.item_ids) // 2))
+        return f"parquet.`{users}`", f"parquet.`{items}`"
+
+    def table(self, name: str, where: str = "true", order_by: str = "embedding_version"):
+        """Return a table of this schema as pandas, ordered."""
+        return (
+            spark_session()
+            .sql(f"select * from {self.schema}.{name} where {where} order by {order_by}")
+            .toPandas()
+        )
+
+    def embeddings(self, name: str, version: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return (ids, float64 matrix) of one published version, ordered by id."""
+        frame = self.table(name, f"embedding_version = '{version}'", "id")
+        return frame["id"].to_numpy(), np.stack(frame["embedding"].to_numpy()).astype(np.float64)
+
+
+def spark_session():
+    from pyspark.sql import SparkSession
+
+    return SparkSession.builder.getOrCreate()
+
+
+@pytest.fixture(scope="session")
+def spark_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dbt_spark_home")
+    os.environ["DBT_SPARK_HOME"] = str(home)
+    os.environ["DBT_PROFILES_DIR"] = str(PROJECT_DIR / "profiles")
+    os.environ.setdefault("SPARK_MASTER", "local[2]")
+    return home
+
+
+@pytest.fixture
+def dbt_project(spark_home, tmp_path, request):
+    """A dbt project on its own schema, named after the test."""
+    schema = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60].lower()
+    return DbtProject(schema, tmp_path / "target", tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def module_project(spark_home, tmp_path_factory, request):
+    """A dbt project shared by the tests of one module (built once)."""
+    schema = "m_" + request.module.__name__.rsplit(".", 1)[-1].lower()
+    root = tmp_path_factory.mktemp(schema)
+    return DbtProject(schema, root / "target", root / "data")

@@ -1,0 +1,153 @@
+"""`dbt build` of two versions on a local Spark session, checked against numpy."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from python_udfs import orthogonality_error, stabilizing_transforms
+from python_udfs.synthetic import first_retrain, next_retrain
+
+pytestmark = pytest.mark.integration
+
+TABLES = [
+    "stabilized_user_embeddings",
+    "stabilized_item_embeddings",
+    "stabilization_transforms",
+    "stabilization_runs",
+]
+
+
+@pytest.fixture(scope="module")
+def retrains():
+    first = first_retrain(users=400, items=120, dimension=8, seed=0)
+    return {"v1": first, "v2": next_retrain(first, noise=0.05, churn=0.1, seed=1)}
+
+
+@pytest.fixture(scope="module")
+def built(module_project, retrains):
+    relations = {name: module_project.write_retrain(name, r) for name, r in retrains.items()}
+    for version in ("v1", "v2"):
+        run = module_project.build(version, *relations[version])
+        assert run.success, run.output
+    return relations
+
+
+def raw(relation):
+    """(ids, float64 matrix) of a Parquet input, ordered by id."""
+    table = pq.read_table(relation.split("`")[1]).sort_by("id")
+    ids = table.column("id").to_numpy()
+    matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float64)
+    return ids, matrix
+
+
+def max_relative_score_error(w, t, w_new, t_new):
+    norms = np.outer(np.linalg.norm(w, axis=1), np.linalg.norm(t, axis=1))
+    return np.max(np.abs(w_new @ t_new.T - w @ t.T) / norms)
+
+
+def mean_cosine(a, b):
+    return np.mean(np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
+
+
+def test_runs_record_each_version_and_its_base(module_project, built, retrains):
+    runs = module_project.table("stabilization_runs")
+    assert runs["embedding_version"].tolist() == ["v1", "v2"]
+    assert runs["base_version"].isna().tolist() == [True, False]
+    assert runs.loc[1, "base_version"] == "v1"
+    for row, retrain in zip(runs.itertuples(), retrains.values()):
+        assert row.users == len(retrain.user_ids)
+        assert row.items == len(retrain.item_ids)
+        assert row.dimension == row.rank == 8
+        assert row.max_dot_product_error < 1e-6
+    common_items = np.intersect1d(retrains["v1"].item_ids, retrains["v2"].item_ids)
+    assert runs.loc[1, "aligned_ids"] == runs.loc[1, "aligned_items"] == len(common_items)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_every_user_item_score_is_preserved(module_project, built, version):
+    _, w = raw(built[version][0])
+    _, t = raw(built[version][1])
+    _, w_new = module_project.embeddings("stabilized_user_embeddings", version)
+    _, t_new = module_project.embeddings("stabilized_item_embeddings", version)
+    assert w_new.shape == w.shape and t_new.shape == t.shape
+    assert max_relative_score_error(w, t, w_new, t_new) < 1e-6
+
+
+def test_published_ids_equal_input_ids(module_project, built, retrains):
+    for version, retrain in retrains.items():
+        user_ids, _ = module_project.embeddings("stabilized_user_embeddings", version)
+        item_ids, _ = module_project.embeddings("stabilized_item_embeddings", version)
+        assert_array_equal(user_ids, np.sort(retrain.user_ids))
+        assert_array_equal(item_ids, np.sort(retrain.item_ids))
+
+
+def test_new_version_is_close_to_the_previous_one(module_project, built):
+    ids_1, items_1 = module_project.embeddings("stabilized_item_embeddings", "v1")
+    ids_2, items_2 = module_project.embeddings("stabilized_item_embeddings", "v2")
+    raw_ids_2, raw_items_2 = raw(built["v2"][1])
+    common, in_1, in_2 = np.intersect1d(ids_1, ids_2, return_indices=True)
+    stabilized = mean_cosine(items_2[in_2], items_1[in_1])
+    raw_cosine = mean_cosine(raw_items_2[np.searchsorted(raw_ids_2, common)], items_1[in_1])
+    assert stabilized > 0.95 and raw_cosine < 0.5
+    runs = module_project.table("stabilization_runs", "embedding_version = 'v2'")
+    assert runs.loc[0, "item_cosine_stabilized"] == pytest.approx(stabilized, abs=1e-5)
+    assert runs.loc[0, "item_cosine_raw"] == pytest.approx(raw_cosine, abs=1e-5)
+
+
+def test_pipeline_matches_a_dense_numpy_reference(module_project, built):
+    """Grams, join, Procrustes and apply in Spark equal the same math done in numpy."""
+    _, w = raw(built["v2"][0])
+    item_ids, t = raw(built["v2"][1])
+    base_ids, base = module_project.embeddings("stabilized_item_embeddings", "v1")
+    _, in_new, in_base = np.intersect1d(item_ids, base_ids, return_indices=True)
+    expected = stabilizing_transforms(w.T @ w, t.T @ t, cross_items=t[in_new].T @ base[in_base])
+    _, published = module_project.embeddings("stabilized_item_embeddings", "v2")
+    assert_allclose(published, t @ expected.item_transform, rtol=1e-5, atol=1e-5)
+
+
+def test_published_transforms_reproduce_published_embeddings(module_project, built):
+    transforms = module_project.table("stabilization_transforms", order_by="embedding_version, side")
+    assert len(transforms) == 4
+    for row in transforms.itertuples():
+        rotation = np.stack(row.rotation)
+        assert orthogonality_error(rotation) < 1e-12
+        name = "stabilized_user_embeddings" if row.side == "users" else "stabilized_item_embeddings"
+        _, raw_matrix = raw(built[row.embedding_version][0 if row.side == "users" else 1])
+        _, published = module_project.embeddings(name, row.embedding_version)
+        assert_allclose(published, raw_matrix @ np.stack(row.transform), rtol=1e-6, atol=1e-6)
+
+
+def test_apply_transform_macro_stabilizes_a_late_embedding(module_project, built):
+    """The SQL macro users call at serving time gives the published embedding."""
+    first_user = raw(built["v2"][0])
+    run = module_project.invoke(
+        "show",
+        "--inline",
+        "select {{ apply_transform('users.embedding', 'transforms.transform') }} as stabilized "
+        f"from {built['v2'][0]} as users "
+        f"cross join {module_project.schema}.stabilization_transforms as transforms "
+        "where transforms.embedding_version = 'v2' and transforms.side = 'users' "
+        f"and users.id = {first_user[0][0]}",
+        "--output",
+        "json",
+        "--vars",
+        "{embedding_version: v2}",
+    )
+    assert run.success, run.output
+    shown = [r for r in run.results if r.agate_table is not None][0].agate_table
+    stabilized = np.array(json.loads(shown.rows[0]["stabilized"]), dtype=np.float64)
+    _, published = module_project.embeddings("stabilized_user_embeddings", "v2")
+    assert_allclose(stabilized, published[0], rtol=1e-5, atol=1e-6)
+
+
+def test_rebuilding_a_version_is_identical_and_touches_no_other(module_project, built):
+    before = {name: module_project.table(name, order_by="embedding_version, 1, 2") for name in TABLES}
+    for version in ("v2", "v1"):  # v1 after v2: its recorded base (none) is kept
+        run = module_project.build(version, *built[version])
+        assert run.success, run.output
+    for name in TABLES:
+        after = module_project.table(name, order_by="embedding_version, 1, 2")
+        assert before[name].to_json() == after.to_json(), name
