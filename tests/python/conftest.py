@@ -88,6 +88,11 @@ class DbtProject:
             .toPandas()
         )
 
+    def table_names(self) -> set[str]:
+        """Names of the tables and views in this schema."""
+        rows = spark_session().sql(f"show tables in {self.schema}").collect()
+        return {row["tableName"] for row in rows}
+
     def embeddings(self, name: str, version: str) -> tuple[np.ndarray, np.ndarray]:
         """Return (ids, float64 matrix) of one published version, ordered by id."""
         frame = self.table(name, f"embedding_version = '{version}'", "id")

@@ -1,0 +1,18 @@
+"""dbt unit tests of the Gram SQL (declared in models/intermediate/*.yml)."""
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_gram_sql_unit_tests_pass(module_project):
+    from python_udfs.synthetic import first_retrain
+
+    relations = module_project.write_retrain("v1", first_retrain(users=5, items=4, dimension=2))
+    # unit tests need their parents to exist: build them empty first
+    common = ["--vars", '{"embedding_version": "v1", "user_embeddings": "%s", "item_embeddings": "%s"}' % relations]
+    run = module_project.invoke("run", "--empty", "--select", "+int_gram_matrices", "--exclude", "int_gram_matrices", *common)
+    assert run.success, run.output
+    run = module_project.invoke("test", "--select", "int_gram_matrices,test_type:unit", *common)
+    assert run.success, run.output
+    assert len(run.results) == 2
