@@ -40,6 +40,23 @@ def spark_session(server_side_parameters: Mapping[str, str]):
     return builder.getOrCreate()
 
 
+#: JVM loggers that warn on every query dbt runs: dbt-spark's cursor passes its
+#: options to getOrCreate() each time ("Using an existing Spark session").
+QUIET_LOGGERS = (
+    "org.apache.spark.sql.SparkSession",
+    "org.apache.spark.sql.classic.SparkSession",  # Spark 4
+    "org.apache.hadoop.hive.conf.HiveConf",
+)
+
+
+def quiet_repeated_warnings(session) -> None:
+    """Raise the per-query warning loggers to ERROR (once per JVM)."""
+    jvm = session.sparkContext._jvm
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+    for name in QUIET_LOGGERS:
+        configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
+
+
 class SparksessionConnectionManager(SparkConnectionManager):
     TYPE = "sparksession"
 
@@ -52,4 +69,7 @@ class SparksessionConnectionManager(SparkConnectionManager):
         parameters = connection.credentials.server_side_parameters
         if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(parameters):
             os.environ["PYSPARK_PYTHON"] = sys.executable
-        return super().open(connection)
+        connection = super().open(connection)
+        if connection.credentials.method == "session":
+            quiet_repeated_warnings(spark_session(parameters))
+        return connection

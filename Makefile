@@ -1,0 +1,26 @@
+# The two commands of the README. Each sets up .venv/ first if needed.
+#   make demo   train two ALS retrains and stabilize them with dbt build
+#   make test   run the test suite (pytest: math, dbt unit tests, integration)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf .spark demo_data target logs

@@ -1,0 +1,69 @@
+"""Train Spark ML's ALS on the MovieLens sample shipped in pyspark; write the factors.
+
+    python scripts/train_als.py OUTPUT_DIR --seed 1 [--rank 10]
+
+Writes OUTPUT_DIR/users and OUTPUT_DIR/items as Parquet with columns
+(id int, embedding array<float>): one retrain of a recommendation model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def movielens_ratings_path() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "data" / "mllib" / "als" / "sample_movielens_ratings.txt"
+
+
+def train(output: Path, seed: int, rank: int, iterations: int) -> None:
+    from pyspark.ml.recommendation import ALS
+    from pyspark.sql import SparkSession, functions as F
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("train-als")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    parts = F.split(F.col("value"), "::")
+    ratings = spark.read.text(str(movielens_ratings_path())).select(
+        parts[0].cast("int").alias("user_id"),
+        parts[1].cast("int").alias("item_id"),
+        parts[2].cast("float").alias("rating"),
+    )
+    model = ALS(
+        rank=rank,
+        maxIter=iterations,
+        regParam=0.1,
+        userCol="user_id",
+        itemCol="item_id",
+        ratingCol="rating",
+        seed=seed,
+    ).fit(ratings)
+    for side, factors in (("users", model.userFactors), ("items", model.itemFactors)):
+        factors.select("id", F.col("features").alias("embedding")).coalesce(1).write.mode(
+            "overwrite"
+        ).parquet(str(output / side))
+    spark.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rank", type=int, default=10)
+    parser.add_argument("--iterations", type=int, default=15)
+    args = parser.parse_args()
+    train(args.output, args.seed, args.rank, args.iterations)
+
+
+if __name__ == "__main__":
+    main()
