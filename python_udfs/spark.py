@@ -14,7 +14,13 @@ import pyarrow as pa
 
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
 
-__all__ = ["apply_transform", "stabilize", "transform_batches"]
+__all__ = [
+    "apply_transform",
+    "gram_matrix",
+    "gram_partials",
+    "stabilize",
+    "transform_batches",
+]
 
 
 def transform_batches(
@@ -31,6 +37,72 @@ def transform_batches(
         arrays[index] = matrix_to_list_column(matrix @ transform)
         names = batch.schema.names
         yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+GRAM_PARTIALS_SCHEMA = (
+    "partition_id int, gram_name string, i int, j int, partial_value double"
+)
+
+
+def gram_partials(
+    batches: Iterable[pa.RecordBatch], left: str, right: str, gram_name: str
+) -> Iterator[pa.RecordBatch]:
+    """Yield this partition's partial Gram Σ x_leftᵀ·x_right in long form.
+
+    Each Arrow batch becomes two 2-D arrays (no per-row Python objects) and
+    adds one matrix product; the partition's sum is emitted once, tagged with
+    the partition id so partials can be added in a fixed order.
+    """
+    from pyspark import TaskContext
+
+    total = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        left_column = batch.column(batch.schema.get_field_index(left))
+        right_column = batch.column(batch.schema.get_field_index(right))
+        x = list_column_to_matrix(left_column, _first_length(left_column), left)
+        y = x if right == left else list_column_to_matrix(right_column, _first_length(right_column), right)
+        product = x.T @ y
+        total = product if total is None else total + product
+    if total is None:
+        return
+    rows, columns = np.indices(total.shape)
+    yield pa.RecordBatch.from_arrays(
+        [
+            pa.array(np.full(total.size, TaskContext.get().partitionId(), dtype=np.int32)),
+            pa.array([gram_name] * total.size, type=pa.string()),
+            pa.array(rows.ravel().astype(np.int32)),
+            pa.array(columns.ravel().astype(np.int32)),
+            pa.array(total.ravel()),
+        ],
+        names=["partition_id", "gram_name", "i", "j", "partial_value"],
+    )
+
+
+def _first_length(column: pa.Array) -> int:
+    offsets = column.offsets
+    return offsets[1].as_py() - offsets[0].as_py()
+
+
+def gram_matrix(dataframe, left: str, right: str, gram_name: str):
+    """Return ``Xᵀ·Y`` of two array columns in long form (gram_name, i, j, value).
+
+    The same result, to rounding, as the SQL macro ``gram_matrix``, and summed
+    in the same fixed order: partials per input partition (numpy on Arrow
+    batches, on the executors), then added in partition order.
+    """
+    from pyspark.sql import functions as F
+
+    columns = [left] if left == right else [left, right]
+    partials = dataframe.select(*columns).mapInArrow(
+        partial(gram_partials, left=left, right=right, gram_name=gram_name),
+        GRAM_PARTIALS_SCHEMA,
+    )
+    ordered = F.array_sort(F.collect_list(F.struct("partition_id", "partial_value")))
+    return partials.groupBy("gram_name", "i", "j").agg(
+        F.aggregate(ordered, F.lit(0.0), lambda total, p: total + p["partial_value"]).alias("value")
+    )
 
 
 def apply_transform(dataframe, transform, column: str = "embedding"):

@@ -151,3 +151,18 @@ def test_rebuilding_a_version_is_identical_and_touches_no_other(module_project, 
     for name in TABLES:
         after = module_project.table(name, order_by="embedding_version, 1, 2")
         assert before[name].to_json() == after.to_json(), name
+
+
+def test_arrow_and_sql_gram_paths_agree(module_project, built):
+    """gram_method: arrow gives the SQL Grams to 1e-9 relative, and the same tables."""
+    sql_grams = module_project.table("int_gram_matrices", order_by="gram_name, i, j")
+    sql_items = module_project.embeddings("stabilized_item_embeddings", "v2")[1]
+    run = module_project.build("v2", *built["v2"], gram_method="arrow")
+    assert run.success, run.output
+    arrow_grams = module_project.table("int_gram_matrices", order_by="gram_name, i, j")
+    assert sql_grams[["gram_name", "i", "j"]].equals(arrow_grams[["gram_name", "i", "j"]])
+    assert set(arrow_grams["gram_name"]) == {"users", "items", "items_cross"}
+    scale = np.abs(sql_grams["value"]).max()
+    assert np.max(np.abs(arrow_grams["value"] - sql_grams["value"])) <= 1e-9 * scale
+    arrow_items = module_project.embeddings("stabilized_item_embeddings", "v2")[1]
+    assert_allclose(arrow_items, sql_items, rtol=1e-5, atol=1e-6)
