@@ -155,6 +155,8 @@ def test_rebuilding_a_version_is_identical_and_touches_no_other(module_project, 
 
 def test_arrow_and_sql_gram_paths_agree(module_project, built):
     """gram_method: arrow gives the SQL Grams to 1e-9 relative, and the same tables."""
+    run = module_project.build("v2", *built["v2"], gram_method="sql")
+    assert run.success, run.output
     sql_grams = module_project.table("int_gram_matrices", order_by="gram_name, i, j")
     sql_items = module_project.embeddings("stabilized_item_embeddings", "v2")[1]
     run = module_project.build("v2", *built["v2"], gram_method="arrow")
