@@ -26,6 +26,25 @@ def is_local_master(server_side_parameters: Mapping[str, str]) -> bool:
     return master.startswith("local")
 
 
+def ensure_local_directories(server_side_parameters: Mapping[str, str]) -> None:
+    """Create the folders a local session writes to before the JVM starts.
+
+    Derby cannot create the parent folder of its log (``-Dderby.stream.error.file``)
+    and then prints to stdout; a fresh ``$DBT_SPARK_HOME`` must exist first.
+    """
+    java_options = server_side_parameters.get("spark.driver.extraJavaOptions", "")
+    paths = [
+        option.split("=", 1)[1]
+        for option in java_options.split()
+        if option.startswith("-Dderby.stream.error.file=")
+    ]
+    paths.append(server_side_parameters.get("spark.sql.warehouse.dir", "") + "/")
+    for path in paths:
+        folder = os.path.dirname(path)
+        if folder and "://" not in folder:
+            os.makedirs(folder, exist_ok=True)
+
+
 def spark_session(server_side_parameters: Mapping[str, str]):
     """Return the session dbt-spark's cursor uses: same builder, same options.
 
@@ -69,6 +88,7 @@ class SparksessionConnectionManager(SparkConnectionManager):
         parameters = connection.credentials.server_side_parameters
         if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(parameters):
             os.environ["PYSPARK_PYTHON"] = sys.executable
+            ensure_local_directories(parameters)
         connection = super().open(connection)
         if connection.credentials.method == "session":
             quiet_repeated_warnings(spark_session(parameters))
