@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -209,11 +210,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "benchmarks" / "data")
     parser.add_argument("--methods", default="sql,arrow", help="gram methods to time")
     parser.add_argument("--skip-references", action="store_true", help="time dbt only")
+    parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     data = args.data.resolve()
+    if args.generate_only:
+        generate(data, args.users, args.items, args.dimension)
+        return
     print(f"generating {args.users:,} users, {args.items:,} items, e = {args.dimension} ...", flush=True)
-    generate(data, args.users, args.items, args.dimension)
+    # in a child process, so the peak memory measured below is the pipeline's own
+    subprocess.run([sys.executable, __file__, "--generate-only", "--data", str(data),
+                    "--users", str(args.users), "--items", str(args.items),
+                    "--dimension", str(args.dimension)], check=True)
 
     os.chdir(PROJECT_DIR)
     os.environ["DBT_PROFILES_DIR"] = str(PROJECT_DIR / "profiles")

@@ -9,12 +9,15 @@ from __future__ import annotations
 from functools import partial
 from typing import Iterable, Iterator
 
+import math
+
 import numpy as np
 import pyarrow as pa
 
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
 
 __all__ = [
+    "alignment_measures",
     "apply_transform",
     "gram_matrix",
     "gram_partials",
@@ -147,3 +150,63 @@ def stabilize(embeddings, transforms, side: str):
         raise ValueError(f"no transform was solved for side {side!r}")
     columns = embeddings.select("id", "embedding", "embedding_version")
     return apply_transform(columns, np.array(row["transform"], dtype=np.float64))
+
+
+MEASURES = ["aligned_ids", "cosine_raw_sum", "cosine_stabilized_sum", "squared_residual_sum",
+            "base_squared_norm_sum"]
+
+
+def _cosines(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity; 0 where either row is the zero vector."""
+    norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
+    dots = np.einsum("ij,ij->i", left, right)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+
+
+def alignment_partials(batches: Iterable[pa.RecordBatch], transform: np.ndarray):
+    """Yield one row of per-partition sums comparing new (raw and stabilized) to base rows."""
+    from pyspark import TaskContext
+
+    dimension = transform.shape[0]
+    totals = np.zeros(len(MEASURES))
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        raw = list_column_to_matrix(batch.column(0), dimension, "embedding")
+        base_column = batch.column(1)
+        base = list_column_to_matrix(base_column, _first_length(base_column), "base_embedding")
+        # the published values: float32, as in the stabilized tables
+        stabilized = (raw @ transform).astype(np.float32).astype(np.float64)
+        totals += [
+            batch.num_rows,
+            _cosines(raw, base).sum(),
+            _cosines(stabilized, base).sum(),
+            np.square(stabilized - base).sum(),
+            np.square(base).sum(),
+        ]
+    yield pa.RecordBatch.from_arrays(
+        [pa.array([TaskContext.get().partitionId()], pa.int32())]
+        + [pa.array([value]) for value in totals],
+        names=["partition_id"] + MEASURES,
+    )
+
+
+def alignment_measures(joined_by_side: dict, transforms, session):
+    """Return per side: aligned ids and sums of cosine (raw, stabilized) and residual.
+
+    The rows are measured on the executors (numpy on Arrow batches); only one
+    row of sums per partition reaches the driver, where ``math.fsum`` adds them
+    exactly, so the result does not depend on partition order.
+    """
+    schema = "partition_id int, " + ", ".join(f"{name} double" for name in MEASURES)
+    rows = []
+    for side, joined in joined_by_side.items():
+        row = transforms.where(transforms.side == side).select("transform").first()
+        transform = np.array(row["transform"], dtype=np.float64)
+        partials = joined.select("embedding", "base_embedding").mapInArrow(
+            partial(alignment_partials, transform=transform), schema
+        ).collect()
+        sums = [math.fsum(p[name] for p in partials) for name in MEASURES]
+        rows.append((side, int(sums[0]), *sums[1:]))
+    columns = "side string, aligned_ids long, " + ", ".join(f"{n} double" for n in MEASURES[1:])
+    return session.createDataFrame(rows, columns)

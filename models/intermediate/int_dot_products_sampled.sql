@@ -22,7 +22,8 @@ sampled_item_ids as (
 
 sampled_users as (
 
-    select
+    -- broadcast the sampled ids: one scan of each large table, no shuffle
+    select /*+ broadcast(sampled_user_ids) */
         raw_users.id,
         raw_users.embedding as raw_embedding,
         stabilized_users.embedding as stabilized_embedding
@@ -30,13 +31,14 @@ sampled_users as (
     inner join sampled_user_ids
         on raw_users.id = sampled_user_ids.id
     inner join {{ ref('int_users_stabilized') }} as stabilized_users
-        on raw_users.id = stabilized_users.id
+        on sampled_user_ids.id = stabilized_users.id
 
 ),
 
 sampled_items as (
 
-    select
+    -- broadcast the sampled ids: one scan of each large table, no shuffle
+    select /*+ broadcast(sampled_item_ids) */
         raw_items.id,
         raw_items.embedding as raw_embedding,
         stabilized_items.embedding as stabilized_embedding
@@ -44,7 +46,7 @@ sampled_items as (
     inner join sampled_item_ids
         on raw_items.id = sampled_item_ids.id
     inner join {{ ref('int_items_stabilized') }} as stabilized_items
-        on raw_items.id = stabilized_items.id
+        on sampled_item_ids.id = stabilized_items.id
 
 ),
 
