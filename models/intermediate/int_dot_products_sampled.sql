@@ -2,53 +2,37 @@
     sample_size users × sample_size items chosen by a hash of the id (stable
     across runs). One row per sampled pair. -#}
 
+{%- set sides = [
+    ('users', ref('stg_retrain__users'), ref('int_users_stabilized')),
+    ('items', ref('stg_retrain__items'), ref('int_items_stabilized')),
+] -%}
+
 with
 
-sampled_user_ids as (
+{% for side, raw, stabilized in sides %}
+sampled_{{ side }}_ids as (
 
-    select id from {{ ref('stg_retrain__users') }}
+    select id from {{ raw }}
     order by xxhash64(id), id
     limit {{ var('sample_size') }}
 
 ),
 
-sampled_item_ids as (
-
-    select id from {{ ref('stg_retrain__items') }}
-    order by xxhash64(id), id
-    limit {{ var('sample_size') }}
-
-),
-
-sampled_users as (
+sampled_{{ side }} as (
 
     -- broadcast the sampled ids: one scan of each large table, no shuffle
-    select /*+ broadcast(sampled_user_ids) */
-        raw_users.id,
-        raw_users.embedding as raw_embedding,
-        stabilized_users.embedding as stabilized_embedding
-    from {{ ref('stg_retrain__users') }} as raw_users
-    inner join sampled_user_ids
-        on raw_users.id = sampled_user_ids.id
-    inner join {{ ref('int_users_stabilized') }} as stabilized_users
-        on sampled_user_ids.id = stabilized_users.id
+    select /*+ broadcast(sampled_{{ side }}_ids) */
+        raw_{{ side }}.id,
+        raw_{{ side }}.embedding as raw_embedding,
+        stabilized_{{ side }}.embedding as stabilized_embedding
+    from {{ raw }} as raw_{{ side }}
+    inner join sampled_{{ side }}_ids
+        on raw_{{ side }}.id = sampled_{{ side }}_ids.id
+    inner join {{ stabilized }} as stabilized_{{ side }}
+        on sampled_{{ side }}_ids.id = stabilized_{{ side }}.id
 
 ),
-
-sampled_items as (
-
-    -- broadcast the sampled ids: one scan of each large table, no shuffle
-    select /*+ broadcast(sampled_item_ids) */
-        raw_items.id,
-        raw_items.embedding as raw_embedding,
-        stabilized_items.embedding as stabilized_embedding
-    from {{ ref('stg_retrain__items') }} as raw_items
-    inner join sampled_item_ids
-        on raw_items.id = sampled_item_ids.id
-    inner join {{ ref('int_items_stabilized') }} as stabilized_items
-        on sampled_item_ids.id = stabilized_items.id
-
-),
+{% endfor %}
 
 pairs_scored as (
 

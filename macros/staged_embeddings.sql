@@ -1,0 +1,30 @@
+{#
+    One retrain's embeddings renamed to (id, embedding) — the input columns are
+    named by vars id_column and embedding_column — and labelled with this
+    run's embedding_version.
+#}
+{% macro staged_embeddings(source_relation) %}
+with
+
+source as (
+
+    select * from {{ source_relation }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ adapter.quote(var('id_column')) }} as id,
+
+        ---------- embedding
+        {{ adapter.quote(var('embedding_column')) }} as embedding,
+        {{ sql_string(embedding_version()) }} as embedding_version
+
+    from source
+
+)
+
+select * from renamed
+{%- endmacro %}
