@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,9 +31,14 @@ def train(output: Path, seed: int, rank: int, iterations: int) -> None:
         .appName("train-als")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
+        # ALS's iterations build a long lineage; a deep one overflows the
+        # default thread stack when tasks are serialized
+        .config("spark.driver.extraJavaOptions", "-Xss16m")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    # with a checkpoint folder ALS truncates the lineage every 10 iterations
+    spark.sparkContext.setCheckpointDir(str(output / "_checkpoints"))
     parts = F.split(F.col("value"), "::")
     ratings = spark.read.text(str(movielens_ratings_path())).select(
         parts[0].cast("int").alias("user_id"),
@@ -53,6 +59,7 @@ def train(output: Path, seed: int, rank: int, iterations: int) -> None:
             "overwrite"
         ).parquet(str(output / side))
     spark.stop()
+    shutil.rmtree(output / "_checkpoints", ignore_errors=True)
 
 
 def main() -> None:
