@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from python_udfs import stabilizing_transforms  # noqa: E402
-from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column  # noqa: E402
-from python_udfs.synthetic import first_retrain, next_retrain, write_parquet  # noqa: E402
+from python_udfs import stabilizing_transforms
+from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
+from python_udfs.synthetic import first_retrain, next_retrain, write_parquet
 
 STAGES = {
     "Gram": ["int_gram_matrices", "int_gram_matrices_arrow"],

@@ -14,11 +14,11 @@ import numpy as np
 __all__ = [
     "DEFAULT_RTOL",
     "StabilizingTransforms",
-    "gram_factor",
     "canonical_transforms",
+    "gram_factor",
+    "orthogonality_error",
     "procrustes_rotation",
     "stabilizing_transforms",
-    "orthogonality_error",
 ]
 
 #: Relative tolerance on *singular values* below which a direction counts as

@@ -6,10 +6,9 @@ Everything of size ``rows`` stays on the executors: transforms are applied with
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Iterable, Iterator
-
 import math
+from collections.abc import Iterable, Iterator
+from functools import partial
 
 import numpy as np
 import pyarrow as pa

@@ -23,7 +23,8 @@ def movielens_ratings_path() -> Path:
 
 def train(output: Path, seed: int, rank: int, iterations: int) -> None:
     from pyspark.ml.recommendation import ALS
-    from pyspark.sql import SparkSession, functions as F
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import linecache
 import traceback
-from typing import Any, Dict
+from typing import Any
 
 from dbt.adapters.base import PythonJobHelper
 from dbt_common.exceptions import DbtRuntimeError
@@ -15,7 +15,7 @@ from dbt.adapters.sparksession.connections import SparksessionCredentials, spark
 class SessionPythonJobHelper(PythonJobHelper):
     """Execute the compiled model (which expects a global ``spark``) on dbt's session."""
 
-    def __init__(self, parsed_model: Dict, credentials: SparksessionCredentials) -> None:
+    def __init__(self, parsed_model: dict, credentials: SparksessionCredentials) -> None:
         self.parsed_model = parsed_model
         self.credentials = credentials
 
@@ -31,7 +31,7 @@ class SessionPythonJobHelper(PythonJobHelper):
         )
         spark = spark_session(self.credentials.server_side_parameters)
         spark.sparkContext.setJobDescription(f"dbt {unique_id}")
-        namespace: Dict[str, Any] = {"spark": spark, "__name__": "__dbt_python_model__"}
+        namespace: dict[str, Any] = {"spark": spark, "__name__": "__dbt_python_model__"}
         try:
             exec(compile(compiled_code, filename, "exec"), namespace)
         except Exception as exc:
