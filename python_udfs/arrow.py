@@ -13,8 +13,12 @@ import pyarrow as pa
 __all__ = ["list_column_to_matrix", "matrix_to_list_column"]
 
 
-def list_column_to_matrix(column: pa.Array, dimension: int, name: str = "embedding") -> np.ndarray:
+def list_column_to_matrix(
+    column: pa.Array, dimension: int | None = None, name: str = "embedding"
+) -> np.ndarray:
     """Return the (rows, dimension) float64 matrix held by an Arrow list column.
+
+    ``dimension`` defaults to the length of the first row; every row must have it.
 
     Raises
     ------
@@ -26,8 +30,11 @@ def list_column_to_matrix(column: pa.Array, dimension: int, name: str = "embeddi
     if column.null_count:
         raise ValueError(f"column {name!r} has {column.null_count} null embeddings")
     rows = len(column)
+    offsets = np.asarray(column.offsets)
+    if dimension is None:
+        dimension = int(offsets[1] - offsets[0]) if rows else 0
     values = column.flatten()  # respects slicing, unlike .values
-    lengths = np.diff(np.asarray(column.offsets))
+    lengths = np.diff(offsets)
     if values.null_count or len(values) != rows * dimension or np.any(lengths != dimension):
         raise ValueError(
             f"column {name!r} must hold exactly {dimension} non-null values per row "

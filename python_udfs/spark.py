@@ -63,8 +63,8 @@ def gram_partials(
             continue
         left_column = batch.column(batch.schema.get_field_index(left))
         right_column = batch.column(batch.schema.get_field_index(right))
-        x = list_column_to_matrix(left_column, _first_length(left_column), left)
-        y = x if right == left else list_column_to_matrix(right_column, _first_length(right_column), right)
+        x = list_column_to_matrix(left_column, name=left)
+        y = x if right == left else list_column_to_matrix(right_column, name=right)
         product = x.T @ y
         total = product if total is None else total + product
     if total is None:
@@ -80,11 +80,6 @@ def gram_partials(
         ],
         names=["partition_id", "gram_name", "i", "j", "partial_value"],
     )
-
-
-def _first_length(column: pa.Array) -> int:
-    offsets = column.offsets
-    return offsets[1].as_py() - offsets[0].as_py()
 
 
 def gram_matrix(dataframe, left: str, right: str, gram_name: str):
@@ -144,11 +139,16 @@ def stabilize(embeddings, transforms, side: str):
         One row per side with an e×e ``transform`` (``int_transforms_solved``).
     side : {"users", "items"}
     """
+    columns = embeddings.select("id", "embedding", "embedding_version")
+    return apply_transform(columns, solved_transform(transforms, side))
+
+
+def solved_transform(transforms, side: str) -> np.ndarray:
+    """Return the e×e transform of one side from ``int_transforms_solved``."""
     row = transforms.where(transforms.side == side).select("transform").first()
     if row is None:
         raise ValueError(f"no transform was solved for side {side!r}")
-    columns = embeddings.select("id", "embedding", "embedding_version")
-    return apply_transform(columns, np.array(row["transform"], dtype=np.float64))
+    return np.array(row["transform"], dtype=np.float64)
 
 
 MEASURES = ["aligned_ids", "cosine_raw_sum", "cosine_stabilized_sum", "squared_residual_sum",
@@ -172,8 +172,7 @@ def alignment_partials(batches: Iterable[pa.RecordBatch], transform: np.ndarray)
         if batch.num_rows == 0:
             continue
         raw = list_column_to_matrix(batch.column(0), dimension, "embedding")
-        base_column = batch.column(1)
-        base = list_column_to_matrix(base_column, _first_length(base_column), "base_embedding")
+        base = list_column_to_matrix(batch.column(1), name="base_embedding")
         # the published values: float32, as in the stabilized tables
         stabilized = (raw @ transform).astype(np.float32).astype(np.float64)
         totals += [
@@ -200,8 +199,7 @@ def alignment_measures(joined_by_side: dict, transforms, session):
     schema = "partition_id int, " + ", ".join(f"{name} double" for name in MEASURES)
     rows = []
     for side, joined in joined_by_side.items():
-        row = transforms.where(transforms.side == side).select("transform").first()
-        transform = np.array(row["transform"], dtype=np.float64)
+        transform = solved_transform(transforms, side)
         partials = joined.select("embedding", "base_embedding").mapInArrow(
             partial(alignment_partials, transform=transform), schema
         ).collect()

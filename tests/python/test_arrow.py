@@ -58,3 +58,10 @@ def test_transform_batches_multiplies_each_row_and_keeps_other_columns():
     assert out.column(1).type == pa.list_(pa.float32())
     assert_allclose(list_column_to_matrix(out.column(1), 3), matrix @ transform, rtol=1e-6)
     assert out.column(0).equals(batch.column(0))
+
+
+def test_width_defaults_to_the_first_row_and_is_enforced():
+    column = pa.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert list_column_to_matrix(column).shape == (2, 3)
+    with pytest.raises(ValueError, match="exactly 3"):
+        list_column_to_matrix(pa.array([[1.0, 2.0, 3.0], [4.0]]))
