@@ -1,10 +1,15 @@
 {#
     The new raw embeddings inner-joined on id to the published base version:
     (id, embedding, base_embedding). Empty, with the same columns, when there
-    is no base version yet (the first version is published as is).
+    is no base version yet (the first version is published as is). Checked
+    first: the new ids have the base's id type, and the same dimension unless
+    var `allow_dimension_change` is true.
 #}
-{% macro joined_to_base(new_embeddings, published_embeddings) %}
+{% macro joined_to_base(new_embeddings, published_embeddings, input_var) %}
 {%- set base_version = resolve_base_version() -%}
+{%- if execute and base_version is not none -%}
+    {%- do check_matches_base(new_embeddings, published_embeddings, base_version, input_var) -%}
+{%- endif -%}
 with
 
 new_embeddings as (
@@ -50,3 +55,27 @@ joined as (
 
 select * from joined
 {%- endmacro %}
+
+
+{% macro check_matches_base(new_embeddings, published_embeddings, base_version, input_var) %}
+    {%- set base = "version " ~ base_version ~ " of " ~ published_embeddings -%}
+    {%- set new_id_type = relation_column_types(new_embeddings)['id'] -%}
+    {%- set base_id_type = relation_column_types(published_embeddings)['id'] -%}
+    {%- if new_id_type != base_id_type -%}
+        {{ exceptions.raise_compiler_error(
+            input_label(input_var, 'id_column') ~ " has type " ~ new_id_type ~ " but the ids of "
+            ~ base ~ " have type " ~ base_id_type
+            ~ ": ids must keep their type from version to version (cast them in the input)") }}
+    {%- endif -%}
+    {%- set new_dimension = array_length(new_embeddings, 'embedding') -%}
+    {%- set base_dimension = run_query(
+        "select size(embedding) from " ~ published_embeddings
+        ~ " where embedding_version = " ~ sql_string(base_version) ~ " limit 1").rows[0][0] -%}
+    {%- if new_dimension != base_dimension and not var('allow_dimension_change') -%}
+        {{ exceptions.raise_compiler_error(
+            input_label(input_var, 'embedding_column') ~ " has dimension " ~ new_dimension
+            ~ " but " ~ base ~ " has dimension " ~ base_dimension
+            ~ ": set var allow_dimension_change: true to pad the narrower one with zero "
+            ~ "columns (every score is kept), or align to a base of the same dimension") }}
+    {%- endif -%}
+{% endmacro %}

@@ -1,9 +1,11 @@
 {#
     One retrain's embeddings renamed to (id, embedding) — the input columns are
     named by vars id_column and embedding_column — and labelled with this
-    run's embedding_version.
+    run's embedding_version. The input (named by var `input_var`) must have
+    both columns with usable types: checked before the view is created.
 #}
-{% macro staged_embeddings(source_relation) %}
+{% macro staged_embeddings(source_relation, input_var) %}
+{%- do check_input_columns(source_relation, input_var) -%}
 with
 
 source as (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,9 @@ def grams_from_long(long_form: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def transforms_from_grams(
-    grams: Mapping[str, np.ndarray], rtol: float = DEFAULT_RTOL
+    grams: Mapping[str, np.ndarray],
+    rtol: float = DEFAULT_RTOL,
+    allow_dimension_change: bool = False,
 ) -> StabilizingTransforms:
     """Solve the published transforms from named Grams.
 
@@ -36,9 +39,14 @@ def transforms_from_grams(
     ----------
     grams : mapping
         ``users`` (WᵀW) and ``items`` (TᵀT), both e×e; optionally
-        ``users_cross`` / ``items_cross`` (new·base on the aligned ids).
+        ``users_cross`` / ``items_cross`` (new·base on the aligned ids, e×b
+        for a base of dimension b).
     rtol : float
         Relative tolerance for rank decisions.
+    allow_dimension_change : bool
+        When the base's dimension b differs from e, pad the narrower side with
+        zero columns to ``max(e, b)`` (no score changes) instead of raising.
+        The transforms are then e×max(e, b): the published width is max(e, b).
 
     Raises
     ------
@@ -55,17 +63,38 @@ def transforms_from_grams(
             f"dimension {items.shape[0]}: both sides of one retrain must have the same dimension"
         )
     dimension = users.shape[0]
-    for name in ("users_cross", "items_cross"):
-        cross = grams.get(name)
-        if cross is not None and cross.shape != (dimension, dimension):
+    crosses = {name: grams[name] for name in ("users_cross", "items_cross") if name in grams}
+    width = dimension
+    for name, cross in crosses.items():
+        if cross.shape[0] != dimension or (
+            cross.shape[1] != dimension and not allow_dimension_change
+        ):
             raise ValueError(
                 f"the new {name.split('_')[0]} embeddings have dimension {dimension} but the "
-                f"base version's have dimension {cross.shape[1]}"
+                f"base version's have dimension {cross.shape[1]} (allow_dimension_change is off)"
             )
-    return stabilizing_transforms(
-        users,
-        items,
-        cross_users=grams.get("users_cross"),
-        cross_items=grams.get("items_cross"),
+        width = max(width, cross.shape[1])
+    # Zero columns appended to W, T and the base add nothing to any product:
+    # the padded problem has the same scores, and its solution restricted to
+    # the first e rows maps the unpadded embeddings.
+    solved = stabilizing_transforms(
+        _zero_padded(users, width),
+        _zero_padded(items, width),
+        cross_users=_zero_padded(crosses.get("users_cross"), width),
+        cross_items=_zero_padded(crosses.get("items_cross"), width),
         rtol=rtol,
     )
+    return replace(
+        solved,
+        user_transform=solved.user_transform[:dimension],
+        item_transform=solved.item_transform[:dimension],
+    )
+
+
+def _zero_padded(matrix: np.ndarray | None, width: int) -> np.ndarray | None:
+    """``matrix`` in the top-left corner of a width×width zero matrix."""
+    if matrix is None or matrix.shape == (width, width):
+        return matrix
+    padded = np.zeros((width, width))
+    padded[: matrix.shape[0], : matrix.shape[1]] = matrix
+    return padded

@@ -130,7 +130,10 @@ def procrustes_rotation(cross) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StabilizingTransforms:
-    """Published transforms of one version: ``W·user_transform`` and ``T·item_transform``."""
+    """Published transforms of one version: ``W·user_transform`` and ``T·item_transform``.
+
+    The transforms are e×d: d = e, or a wider base's dimension when padded.
+    """
 
     user_transform: np.ndarray
     item_transform: np.ndarray
@@ -139,7 +142,8 @@ class StabilizingTransforms:
 
     @property
     def dimension(self) -> int:
-        return self.user_transform.shape[0]
+        """The published width (the input's e, unless padded to a wider base)."""
+        return self.rotation.shape[0]
 
     @property
     def rank(self) -> int:

@@ -155,8 +155,18 @@ MEASURES = ["aligned_ids", "cosine_raw_sum", "cosine_stabilized_sum", "squared_r
             "base_squared_norm_sum"]
 
 
+def _zero_padded_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both matrices widened with zero columns to the wider one's width."""
+    width = max(left.shape[1], right.shape[1])
+    return tuple(np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in (left, right))
+
+
 def _cosines(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity; 0 where either row is the zero vector."""
+    """Row-wise cosine similarity; 0 where either row is the zero vector.
+
+    Rows of different widths (a dimension change) are compared zero-padded.
+    """
+    left, right = _zero_padded_pair(left, right)
     norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
     dots = np.einsum("ij,ij->i", left, right)
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
@@ -179,7 +189,7 @@ def alignment_partials(batches: Iterable[pa.RecordBatch], transform: np.ndarray)
             batch.num_rows,
             _cosines(raw, base).sum(),
             _cosines(stabilized, base).sum(),
-            np.square(stabilized - base).sum(),
+            np.square(np.subtract(*_zero_padded_pair(stabilized, base))).sum(),
             np.square(base).sum(),
         ]
     yield pa.RecordBatch.from_arrays(

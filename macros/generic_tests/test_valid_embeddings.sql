@@ -1,19 +1,20 @@
 {#
-    An embedding column fit to stabilize, checked in one pass: no null
-    embedding, no null/NaN/±Inf value, one length for every row, at least one
-    row. Returns one row per problem found, with a `problem` that says what is
-    wrong and how many rows it affects.
+    An embedding column fit to stabilize, checked in one pass: at least one
+    row, no null embedding, no null/NaN/±Inf value, one length for every row.
+    Fails with a message naming the input (var `input`), its embedding column,
+    and how many rows each problem affects, with an example id.
 #}
-{% test valid_embeddings(model, column_name) %}
-    {{ return(adapter.dispatch('test_valid_embeddings')(model, column_name)) }}
+{% test valid_embeddings(model, column_name, input) %}
+    {{ return(adapter.dispatch('test_valid_embeddings')(model, column_name, input)) }}
 {% endtest %}
 
-{% macro default__test_valid_embeddings(model, column_name) %}
+{% macro default__test_valid_embeddings(model, column_name, input) %}
 with
 
 rows_checked as (
 
     select
+        id,
         {{ column_name }} is null as is_null,
         exists(
             {{ column_name }},
@@ -29,32 +30,36 @@ summary as (
     select
         count(*) as row_count,
         count_if(is_null) as null_rows,
+        min(if(is_null, id, null)) as null_example,
         count_if(has_bad_value) as bad_value_rows,
+        min(if(has_bad_value, id, null)) as bad_value_example,
         min(dimension) filter (where not is_null) as min_dimension,
-        max(dimension) filter (where not is_null) as max_dimension
+        max(dimension) filter (where not is_null) as max_dimension,
+        min_by(id, dimension) filter (where not is_null) as min_dimension_example,
+        max_by(id, dimension) filter (where not is_null) as max_dimension_example
     from rows_checked
 
 ),
 
 problems as (
 
-    select 'the relation is empty' as problem from summary where row_count = 0
+    select 'the relation has no rows' as problem from summary where row_count = 0
     union all
-    select concat(null_rows, ' rows have a null {{ column_name }}')
+    select concat(null_rows, ' rows have a null embedding (e.g. id ', null_example, ')')
     from summary where null_rows > 0
     union all
-    select concat(bad_value_rows, ' rows have a null, NaN or infinite value in {{ column_name }}')
+    select concat(
+        bad_value_rows, ' rows have a null, NaN or infinite value (e.g. id ', bad_value_example, ')')
     from summary where bad_value_rows > 0
     union all
     select concat(
-        '{{ column_name }} lengths differ between rows: from ', min_dimension,
-        ' to ', max_dimension
-    )
+        'embeddings have different lengths: ', min_dimension, ' (e.g. id ', min_dimension_example,
+        ') to ', max_dimension, ' (e.g. id ', max_dimension_example, ')')
     from summary where min_dimension != max_dimension
     union all
-    select '{{ column_name }} has length 0' from summary where max_dimension = 0
+    select 'embeddings have length 0' from summary where max_dimension = 0
 
 )
 
-select * from problems
+{{ fail_with_problems('problems', input_label(input, 'embedding_column')) }}
 {% endmacro %}

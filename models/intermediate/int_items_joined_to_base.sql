@@ -1,4 +1,5 @@
 {{ joined_to_base(
     ref('stg_retrain__items'),
-    source('published', 'stabilized_item_embeddings')
+    source('published', 'stabilized_item_embeddings'),
+    'item_embeddings'
 ) }}

@@ -30,11 +30,14 @@ SCHEMA = StructType(
 def model(dbt, session):
     dbt.config(materialized="table")
     rtol = float(dbt.config.get("rank_rtol"))
+    allow_dimension_change = str(dbt.config.get("allow_dimension_change")).lower() == "true"
 
     versions = dbt.ref("int_versions_resolved").first()
     # 2 to 4 matrices of e×e entries: the only data this model brings to the driver.
     grams = grams_from_long(dbt.ref("int_gram_matrices").toPandas())
-    solved = transforms_from_grams(grams, rtol=rtol)
+    solved = transforms_from_grams(
+        grams, rtol=rtol, allow_dimension_change=allow_dimension_change
+    )
 
     rows = [
         (

@@ -1,4 +1,5 @@
 {{ joined_to_base(
     ref('stg_retrain__users'),
-    source('published', 'stabilized_user_embeddings')
+    source('published', 'stabilized_user_embeddings'),
+    'user_embeddings'
 ) }}

@@ -1,1 +1,1 @@
-{{ staged_embeddings(source('retrain_items', 'item_embeddings')) }}
+{{ staged_embeddings(source('retrain_items', 'item_embeddings'), 'item_embeddings') }}

@@ -1,1 +1,1 @@
-{{ staged_embeddings(source('retrain_users', 'user_embeddings')) }}
+{{ staged_embeddings(source('retrain_users', 'user_embeddings'), 'user_embeddings') }}

@@ -39,3 +39,25 @@ def test_transforms_from_grams_reject_a_base_of_another_dimension():
 def test_transforms_from_grams_require_both_sides():
     with pytest.raises(ValueError, match="items embeddings are empty"):
         transforms_from_grams({"users": np.eye(3)})
+
+
+@pytest.mark.parametrize("base_dimension", [3, 7])
+def test_a_dimension_change_is_padded_with_zero_columns_and_keeps_every_score(base_dimension):
+    """A new e = 5 retrain aligned to a narrower (3) or wider (7) base."""
+    rng = np.random.default_rng(base_dimension)
+    w, t = rng.standard_normal((40, 5)), rng.standard_normal((30, 5))
+    base = rng.standard_normal((30, base_dimension))
+    grams = {"users": w.T @ w, "items": t.T @ t, "items_cross": t.T @ base}
+    solved = transforms_from_grams(grams, allow_dimension_change=True)
+    width = max(5, base_dimension)
+    assert solved.dimension == width
+    assert solved.user_transform.shape == solved.item_transform.shape == (5, width)
+    w_new, t_new = w @ solved.user_transform, t @ solved.item_transform
+    assert_allclose(w_new @ t_new.T, w @ t.T, atol=1e-10)
+    # the same result as padding the inputs themselves with zero columns
+    padded = [np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in (w, t, base)]
+    reference = transforms_from_grams(
+        {"users": padded[0].T @ padded[0], "items": padded[1].T @ padded[1],
+         "items_cross": padded[1].T @ padded[2]}
+    )
+    assert_allclose(t_new, padded[1] @ reference.item_transform, atol=1e-10)
