@@ -68,7 +68,10 @@ class DbtProject:
             "item_embeddings": items,
             **extra_vars,
         }
-        return self.invoke("build", "--vars", json.dumps(variables))
+        # dbt's unit tests are run by test_unit_tests.py, not by every build
+        return self.invoke(
+            "build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)
+        )
 
     def write_retrain(self, name: str, retrain) -> tuple[str, str]:
         """Write a synthetic retrain as Parquet; return the two relations to pass as vars."""

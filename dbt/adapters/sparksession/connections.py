@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dbt.adapters.contracts.connection import Connection
 from dbt.adapters.spark.connections import SparkConnectionManager, SparkCredentials
+from dbt_common.exceptions import DbtRuntimeError
 
 
 @dataclass
@@ -43,6 +46,53 @@ def ensure_local_directories(server_side_parameters: Mapping[str, str]) -> None:
         folder = os.path.dirname(path)
         if folder and "://" not in folder:
             os.makedirs(folder, exist_ok=True)
+
+
+def embedded_metastore_path(server_side_parameters: Mapping[str, str]) -> str | None:
+    """The folder of the session's embedded Derby metastore, or None if it uses another.
+
+    Without a ``ConnectionURL`` Hive's default is ``metastore_db`` in the current folder.
+    """
+    url = server_side_parameters.get(
+        "spark.hadoop.javax.jdo.option.ConnectionURL", "jdbc:derby:;databaseName=metastore_db"
+    )
+    if not url.startswith("jdbc:derby:") or url.startswith("jdbc:derby://"):
+        return None  # a metastore service or a database server: concurrent runs are fine
+    named = re.search(r"databaseName=([^;]+)", url)
+    return os.path.abspath(named.group(1) if named else url[len("jdbc:derby:"):].split(";")[0])
+
+
+#: The open lock file of the embedded metastore this process holds, by path.
+_METASTORE_LOCKS: dict[str, object] = {}
+
+
+def lock_embedded_metastore(path: str) -> None:
+    """Hold an exclusive lock on an embedded metastore for this process's life.
+
+    Embedded Derby admits one JVM at a time; a second one fails deep inside
+    Hive with a long stack trace. This lock (released by the kernel when the
+    process ends, even on SIGKILL) turns that into a clear error up front.
+    """
+    if path in _METASTORE_LOCKS:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lock_file = open(path + ".lock", "a+")  # noqa: SIM115 - held open until exit
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.seek(0)
+        holder = lock_file.read().strip() or "unknown"
+        lock_file.close()
+        raise DbtRuntimeError(
+            f"the embedded metastore {path} is in use by another process ({holder}): "
+            "an embedded (Derby) metastore admits one Spark session at a time. Wait for "
+            "that run to finish, give this run its own DBT_SPARK_HOME, or use a shared "
+            "Hive metastore to run jobs concurrently."
+        ) from None
+    lock_file.truncate(0)
+    lock_file.write(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+    lock_file.flush()
+    _METASTORE_LOCKS[path] = lock_file
 
 
 def spark_session(server_side_parameters: Mapping[str, str]):
@@ -86,6 +136,9 @@ class SparksessionConnectionManager(SparkConnectionManager):
         # run dbt's own interpreter. Under spark-submit (a gateway already
         # exists) the cluster's configuration decides instead.
         parameters = connection.credentials.server_side_parameters
+        metastore = embedded_metastore_path(parameters)
+        if connection.credentials.method == "session" and metastore is not None:
+            lock_embedded_metastore(metastore)
         if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(parameters):
             os.environ["PYSPARK_PYTHON"] = sys.executable
             ensure_local_directories(parameters)
