@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test dist clean
 
 setup: $(VENV)/.installed
 
@@ -22,5 +22,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# python_udfs as a zip for spark-submit --py-files (the executors import it)
+dist: setup
+	mkdir -p dist
+	$(BIN)/python -c "import shutil; shutil.make_archive('dist/python_udfs', 'zip', '.', 'python_udfs')"
+
 clean:
-	rm -rf .spark demo_data target logs
+	rm -rf .spark demo_data target logs dist

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import DbtProject  # noqa: E402
+from conftest import DbtProject
 
 PUBLISHED = [
     "stabilized_user_embeddings",

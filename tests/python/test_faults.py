@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from child_process import published_tables
@@ -30,7 +31,7 @@ SCHEMA = "faults"
 class Child:
     """A dbt process on one DBT_SPARK_HOME, in a process group of its own."""
 
-    started: list[Child] = []
+    started: ClassVar[list[Child]] = []
 
     def __init__(self, home: Path, steps: list, name: str):
         self.home = home

@@ -49,13 +49,12 @@ def ensure_local_directories(server_side_parameters: Mapping[str, str]) -> None:
 
 
 def embedded_metastore_path(server_side_parameters: Mapping[str, str]) -> str | None:
-    """The folder of the session's embedded Derby metastore, or None if it uses another.
+    """The folder of the embedded Derby metastore the profile configures, or None.
 
-    Without a ``ConnectionURL`` Hive's default is ``metastore_db`` in the current folder.
+    None too when the profile leaves the metastore to the cluster's configuration
+    (the ``cluster`` target): that is for the cluster to arbitrate.
     """
-    url = server_side_parameters.get(
-        "spark.hadoop.javax.jdo.option.ConnectionURL", "jdbc:derby:;databaseName=metastore_db"
-    )
+    url = server_side_parameters.get("spark.hadoop.javax.jdo.option.ConnectionURL", "")
     if not url.startswith("jdbc:derby:") or url.startswith("jdbc:derby://"):
         return None  # a metastore service or a database server: concurrent runs are fine
     named = re.search(r"databaseName=([^;]+)", url)

@@ -1,0 +1,191 @@
+"""The whole pipeline on a real Spark standalone cluster, through spark-submit.
+
+A master and two workers, from the Spark in the pyspark wheel, on 127.0.0.1.
+The executors run a Python that does not see the driver's site-packages
+``.pth`` files (so not the editable install of ``python_udfs``): the package
+reaches them only as the ``--py-files`` zip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from python_udfs.synthetic import first_retrain, next_retrain
+
+pytestmark = pytest.mark.integration
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+SCHEMA = "on_cluster"
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def executor_python(folder: Path) -> Path:
+    """This venv's interpreter with ``-S``: its packages on PYTHONPATH, but no
+    ``.pth`` file processed, so ``python_udfs`` only comes from --py-files."""
+    script = folder / "executor-python"
+    site_packages = sysconfig.get_paths()["purelib"]
+    script.write_text(
+        "#!/bin/sh\n"
+        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{site_packages}" exec {sys.executable} -S "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A standalone master and two 1-core workers; stopped by their process ids."""
+    root = tmp_path_factory.mktemp("standalone")
+    env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_LOG_DIR": str(root / "logs")}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    spark_class = str(spark_home() / "bin" / "spark-class")
+    port, ui_port = free_port(), free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    processes = []
+
+    def start(name, *arguments):
+        log = open(root / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        processes.append(subprocess.Popen(
+            [spark_class, *arguments], env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ))
+
+    try:
+        start("master", "org.apache.spark.deploy.master.Master",
+              "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui_port))
+        status_url = f"http://127.0.0.1:{ui_port}/json/"
+        wait_until(lambda: urllib.request.urlopen(status_url).status == 200, 60, "the master")
+        work_dirs = []
+        for number in (1, 2):
+            work_dirs.append(root / f"worker{number}")
+            start(f"worker{number}", "org.apache.spark.deploy.worker.Worker",
+                  "--host", "127.0.0.1", "--cores", "1", "--memory", "1536m",
+                  "--work-dir", str(work_dirs[-1]), "--webui-port", str(free_port()), master_url)
+
+        def alive_workers():
+            status = json.loads(urllib.request.urlopen(status_url).read())
+            return [w for w in status["workers"] if w["state"] == "ALIVE"]
+
+        wait_until(lambda: len(alive_workers()) == 2, 60, "two workers")
+        yield {"master_url": master_url, "work_dirs": work_dirs, "root": root}
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def retrains(cluster):
+    first = first_retrain(users=400, items=120, dimension=8, seed=0)
+    return {"v1": first, "v2": next_retrain(first, seed=1)}
+
+
+def spark_submit(cluster, home: Path, py_files: Path, variables: dict):
+    command = [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--master", cluster["master_url"],
+        "--deploy-mode", "client",
+        "--py-files", str(py_files),
+        "--executor-memory", "1g",
+        "--total-executor-cores", "2",
+        "--conf", f"spark.pyspark.python={executor_python(cluster['root'])}",
+        "--conf", f"spark.pyspark.driver.python={sys.executable}",
+        "--conf", f"spark.sql.warehouse.dir={home / 'warehouse'}",
+        "--conf",
+        f"spark.hadoop.javax.jdo.option.ConnectionURL="
+        f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+        "--conf", "spark.sql.shuffle.partitions=4",
+        "--driver-java-options", f"-Dderby.stream.error.file={home / 'derby.log'}",
+        str(PROJECT_DIR / "scripts" / "spark_submit_dbt.py"),
+        "build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables),
+    ]
+    env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
+           "DBT_SCHEMA": SCHEMA, "DBT_TARGET": "cluster",
+           "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles")}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    home.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=900,
+                          check=False)
+
+
+def read_published(home: Path, name: str, version: str):
+    """(ids, float64 matrix) of one version, read from the warehouse's Parquet files."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(
+        home / "warehouse" / f"{SCHEMA}.db" / name / f"embedding_version={version}"
+    ).sort_by("id")
+    matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+    return table.column("id").to_numpy(), matrix.astype(np.float64)
+
+
+def test_two_versions_through_spark_submit_equal_a_local_run(cluster, retrains, dbt_project):
+    py_files = Path(shutil.make_archive(
+        str(cluster["root"] / "python_udfs"), "zip", PROJECT_DIR, "python_udfs"
+    ))
+    home = cluster["root"] / "driver"
+    for version, retrain in retrains.items():
+        users, items = dbt_project.write_retrain(version, retrain)
+        variables = {"embedding_version": version, "user_embeddings": users,
+                     "item_embeddings": items}
+        submitted = spark_submit(cluster, home, py_files, variables)
+        assert submitted.returncode == 0, submitted.stdout[-5000:] + submitted.stderr[-5000:]
+        local = dbt_project.build(version, users, items)
+        assert local.success, local.output
+
+    for version in retrains:
+        for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):
+            ids, on_cluster = read_published(home, name, version)
+            local_ids, local = dbt_project.embeddings(name, version)
+            np.testing.assert_array_equal(ids, local_ids)
+            assert_allclose(on_cluster, local, rtol=1e-5, atol=1e-6 * np.abs(local).max())
+
+    # both workers ran tasks of the application, in executors of their own
+    for work_dir in cluster["work_dirs"]:
+        logs = list(work_dir.glob("app-*/*/stderr"))
+        assert logs, f"no executor ran on {work_dir.name}"
+        assert any("Finished task" in log.read_text(errors="replace") for log in logs), \
+            f"no task finished on {work_dir.name}"
