@@ -43,7 +43,8 @@
                 ~ " (var " ~ column_var ~ "); its columns are: " ~ types.keys() | join(", ")) }}
         {%- endif -%}
         {%- set type = types[column] -%}
-        {%- if type not in allowed and not type.startswith(('varchar', 'char(')) -%}
+        {%- set is_text_id = column_var == 'id_column' and type.startswith(('varchar(', 'char(')) -%}
+        {%- if type not in allowed and not is_text_id -%}
             {{ exceptions.raise_compiler_error(
                 input_label(input_var, column_var) ~ " has type " ~ type
                 ~ "; expected " ~ allowed | join(" or ")) }}
