@@ -156,17 +156,18 @@ MEASURES = ["aligned_ids", "cosine_raw_sum", "cosine_stabilized_sum", "squared_r
 
 
 def _zero_padded_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both matrices widened with zero columns to the wider one's width."""
+    """Both matrices widened with zero columns to the wider one's width.
+
+    Only a dimension change makes them differ; otherwise they are returned as is.
+    """
+    if left.shape[1] == right.shape[1]:
+        return left, right
     width = max(left.shape[1], right.shape[1])
     return tuple(np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in (left, right))
 
 
 def _cosines(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity; 0 where either row is the zero vector.
-
-    Rows of different widths (a dimension change) are compared zero-padded.
-    """
-    left, right = _zero_padded_pair(left, right)
+    """Row-wise cosine similarity of two matrices of one width; 0 where either row is zero."""
     norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
     dots = np.einsum("ij,ij->i", left, right)
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
@@ -185,11 +186,13 @@ def alignment_partials(batches: Iterable[pa.RecordBatch], transform: np.ndarray)
         base = list_column_to_matrix(batch.column(1), name="base_embedding")
         # the published values: float32, as in the stabilized tables
         stabilized = (raw @ transform).astype(np.float32).astype(np.float64)
+        # rows of different widths (a dimension change) are compared zero-padded
+        stabilized, base_for_stabilized = _zero_padded_pair(stabilized, base)
         totals += [
             batch.num_rows,
-            _cosines(raw, base).sum(),
-            _cosines(stabilized, base).sum(),
-            np.square(np.subtract(*_zero_padded_pair(stabilized, base))).sum(),
+            _cosines(*_zero_padded_pair(raw, base)).sum(),
+            _cosines(stabilized, base_for_stabilized).sum(),
+            np.square(stabilized - base_for_stabilized).sum(),
             np.square(base).sum(),
         ]
     yield pa.RecordBatch.from_arrays(
