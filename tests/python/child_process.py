@@ -17,13 +17,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import DbtProject
 
-PUBLISHED = [
-    "stabilized_user_embeddings",
-    "stabilized_item_embeddings",
-    "stabilization_transforms",
-    "stabilization_runs",
-]
-
 
 def main(steps_file: str) -> int:
     spec = json.loads(Path(steps_file).read_text())
@@ -36,23 +29,9 @@ def main(steps_file: str) -> int:
             if not run.success:
                 return 1
         elif step[0] == "dump":
-            Path(step[1]).write_text(json.dumps(published_tables(project)))
+            tables = project.published_tables(drop_columns=("published_at",))
+            Path(step[1]).write_text(json.dumps(tables))
     return 0
-
-
-def published_tables(project: DbtProject) -> dict[str, list[dict]]:
-    """Every published table as JSON records, without the publication time (a clock reading)."""
-    tables = {
-        name: json.loads(
-            project.table(name, order_by="embedding_version, 1").to_json(
-                orient="records", double_precision=15
-            )
-        )
-        for name in PUBLISHED
-    }
-    for row in tables["stabilization_runs"]:
-        row.pop("published_at")
-    return tables
 
 
 if __name__ == "__main__":

@@ -18,6 +18,14 @@ from hypothesis import settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
+#: The project's marts: every published version lives in these.
+PUBLISHED_TABLES = (
+    "stabilized_user_embeddings",
+    "stabilized_item_embeddings",
+    "stabilization_transforms",
+    "stabilization_runs",
+)
+
 # CI runs on a clean clone, without hypothesis' example database: draw the same
 # examples every run, so a run is red only for a change, not for a new draw.
 # HYPOTHESIS_PROFILE=explore draws fresh ones.
@@ -104,10 +112,25 @@ class DbtProject:
         rows = spark_session().sql(f"show tables in {self.schema}").collect()
         return {row["tableName"] for row in rows}
 
+    def published_tables(self, drop_columns: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+        """Every published table in full, as JSON records ordered by version, for comparisons."""
+        tables = {}
+        for name in PUBLISHED_TABLES:
+            frame = self.table(name, order_by="embedding_version, 1")
+            frame = frame.drop(columns=[c for c in drop_columns if c in frame.columns])
+            tables[name] = json.loads(frame.to_json(orient="records", double_precision=15))
+        return tables
+
     def embeddings(self, name: str, version: str) -> tuple[np.ndarray, np.ndarray]:
         """Return (ids, float64 matrix) of one published version, ordered by id."""
         frame = self.table(name, f"embedding_version = '{version}'", "id")
         return frame["id"].to_numpy(), np.stack(frame["embedding"].to_numpy()).astype(np.float64)
+
+
+def max_relative_score_error(w, t, w_new, t_new) -> float:
+    """Largest |w'·t' − w·t| / (‖w‖·‖t‖) over all user–item pairs."""
+    norms = np.outer(np.linalg.norm(w, axis=1), np.linalg.norm(t, axis=1))
+    return np.max(np.abs(w_new @ t_new.T - w @ t.T) / norms)
 
 
 def spark_session():

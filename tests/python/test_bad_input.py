@@ -11,14 +11,6 @@ from python_udfs.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 
-PUBLISHED = ["stabilized_user_embeddings", "stabilized_item_embeddings", "stabilization_runs"]
-
-
-def snapshot(project):
-    """Every published table, in full, as JSON text."""
-    return {name: project.table(name, order_by="embedding_version, 1").to_json() for name in PUBLISHED}
-
-
 def write_table(project, name, table: pa.Table) -> str:
     """Write any Arrow table as Parquet; return the relation to pass as a var."""
     path = project.data_dir / name
@@ -39,14 +31,14 @@ def published(module_project):
     assert run.success, run.output
     second = next_retrain(first, seed=1)
     users, items = module_project.write_retrain("v2", second)
-    return {"before": snapshot(module_project), "retrain": second, "users": users, "items": items}
+    return {"before": module_project.published_tables(), "retrain": second, "users": users, "items": items}
 
 
 def assert_stopped_with(project, published, run, *messages):
     assert not run.success
     for message in messages:
         assert message in run.output, f"{message!r} not in the output:\n{run.output[-4000:]}"
-    assert snapshot(project) == published["before"]
+    assert project.published_tables() == published["before"]
 
 
 def spoiled_users(retrain):

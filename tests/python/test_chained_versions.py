@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import max_relative_score_error
 
 from python_udfs.synthetic import Retrain
 
@@ -85,11 +86,6 @@ def published(project, version):
     _, users = project.embeddings("stabilized_user_embeddings", version)
     _, items = project.embeddings("stabilized_item_embeddings", version)
     return users, items
-
-
-def max_relative_score_error(w, t, w_new, t_new):
-    norms = np.outer(np.linalg.norm(w, axis=1), np.linalg.norm(t, axis=1))
-    return np.max(np.abs(w_new @ t_new.T - w @ t.T) / norms)
 
 
 def test_each_version_is_aligned_to_the_one_before(module_project, chain):

@@ -2,17 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import PUBLISHED_TABLES
 
 from python_udfs.synthetic import Retrain, first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
-
-PUBLISHED = ["stabilized_user_embeddings", "stabilized_item_embeddings", "stabilization_runs"]
-
-
-def snapshot(project):
-    return {name: project.table(name, order_by="embedding_version, 1").to_json() for name in PUBLISHED}
-
 
 def test_python_model_failure_fails_its_node_with_the_traceback(dbt_project):
     retrain = first_retrain(users=50, items=20, dimension=6, seed=0)
@@ -24,14 +18,14 @@ def test_python_model_failure_fails_its_node_with_the_traceback(dbt_project):
     assert "user embeddings have dimension 6 but item embeddings have dimension 4" in run.output
     assert "transforms_from_grams" in run.output  # frames inside python_udfs are shown too
     tables = dbt_project.table_names()
-    assert not set(PUBLISHED) & tables
+    assert not set(PUBLISHED_TABLES) & tables
 
 
 def test_bad_new_version_is_not_published_and_earlier_versions_survive(dbt_project):
     first = first_retrain(users=60, items=30, dimension=4, seed=0)
     run = dbt_project.build("v1", *dbt_project.write_retrain("v1", first))
     assert run.success, run.output
-    before = snapshot(dbt_project)
+    before = dbt_project.published_tables()
 
     second = next_retrain(first, seed=2)
     users = second.users.copy()
@@ -40,4 +34,4 @@ def test_bad_new_version_is_not_published_and_earlier_versions_survive(dbt_proje
     run = dbt_project.build("v2", *dbt_project.write_retrain("v2", poisoned))
     assert not run.success
     assert "valid_embeddings_stg_retrain__users_embedding" in run.output
-    assert snapshot(dbt_project) == before
+    assert dbt_project.published_tables() == before
