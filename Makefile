@@ -1,25 +1,49 @@
 # The two commands of the README. Each sets up .venv/ first if needed.
 #   make demo   train two ALS retrains and stabilize them with dbt build
 #   make test   run the test suite (pytest: math, dbt unit tests, integration)
+# Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
+# of the published versions), make docs (dbt docs generate + serve).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Debian's chromium, for the tests that open the HTML report and the dbt docs site
+CHROMIUM ?= /usr/bin/chromium
+# make report / make docs read the tables `make demo` published
+DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup demo test dist clean
+.PHONY: setup browser demo test evaluate report docs dist clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,report]'
 	touch $@
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium (headless browser for the report and docs tests)"
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq chromium >/dev/null
 
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup
+evaluate: setup
+	$(BIN)/python evaluation/run.py
+
+report: setup
+	$(DEMO_ENV) $(BIN)/python scripts/report.py
+
+# the project's docs with lineage, on the demo's tables: http://localhost:8080
+docs: setup
+	$(DEMO_ENV) $(BIN)/dbt docs generate
+	$(DEMO_ENV) $(BIN)/dbt docs serve --port 8080 --no-browser
+
+test: setup browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # python_udfs as a zip for spark-submit --py-files (the executors import it)

@@ -40,8 +40,10 @@ def list_column_to_matrix(
             f"column {name!r} must hold exactly {dimension} non-null values per row "
             f"(lengths seen: {sorted(set(lengths.tolist()))[:5]})"
         )
-    return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(
-        rows, dimension
+    return (
+        values.to_numpy(zero_copy_only=False)
+        .astype(np.float64, copy=False)
+        .reshape(rows, dimension)
     )
 
 

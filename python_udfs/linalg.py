@@ -35,7 +35,9 @@ def _as_square(name: str, matrix, size: int | None = None) -> np.ndarray:
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
         raise ValueError(f"{name} must be a square 2-D matrix, got shape {array.shape}")
     if size is not None and array.shape[0] != size:
-        raise ValueError(f"{name} must be {size}×{size} to match the other inputs, got {array.shape}")
+        raise ValueError(
+            f"{name} must be {size}×{size} to match the other inputs, got {array.shape}"
+        )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return array

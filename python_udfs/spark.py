@@ -41,9 +41,7 @@ def transform_batches(
         yield pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-GRAM_PARTIALS_SCHEMA = (
-    "partition_id int, gram_name string, i int, j int, partial_value double"
-)
+GRAM_PARTIALS_SCHEMA = "partition_id int, gram_name string, i int, j int, partial_value double"
 
 
 def gram_partials(
@@ -125,7 +123,9 @@ def apply_transform(dataframe, transform, column: str = "embedding"):
             for field in dataframe.schema.fields
         ]
     )
-    return dataframe.mapInArrow(partial(transform_batches, transform=transform, column=column), schema)
+    return dataframe.mapInArrow(
+        partial(transform_batches, transform=transform, column=column), schema
+    )
 
 
 def stabilize(embeddings, transforms, side: str):
@@ -151,8 +151,13 @@ def solved_transform(transforms, side: str) -> np.ndarray:
     return np.array(row["transform"], dtype=np.float64)
 
 
-MEASURES = ["aligned_ids", "cosine_raw_sum", "cosine_stabilized_sum", "squared_residual_sum",
-            "base_squared_norm_sum"]
+MEASURES = [
+    "aligned_ids",
+    "cosine_raw_sum",
+    "cosine_stabilized_sum",
+    "squared_residual_sum",
+    "base_squared_norm_sum",
+]
 
 
 def _zero_padded_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,9 +218,11 @@ def alignment_measures(joined_by_side: dict, transforms, session):
     rows = []
     for side, joined in joined_by_side.items():
         transform = solved_transform(transforms, side)
-        partials = joined.select("embedding", "base_embedding").mapInArrow(
-            partial(alignment_partials, transform=transform), schema
-        ).collect()
+        partials = (
+            joined.select("embedding", "base_embedding")
+            .mapInArrow(partial(alignment_partials, transform=transform), schema)
+            .collect()
+        )
         sums = [math.fsum(p[name] for p in partials) for name in MEASURES]
         rows.append((side, int(sums[0]), *sums[1:]))
     columns = "side string, aligned_ids long, " + ", ".join(f"{n} double" for n in MEASURES[1:])

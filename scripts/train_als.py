@@ -4,6 +4,7 @@
 
 Writes OUTPUT_DIR/users and OUTPUT_DIR/items as Parquet with columns
 (id int, embedding array<float>): one retrain of a recommendation model.
+The functions are also used by the evaluation (evaluation/retrains.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ def movielens_ratings_path() -> Path:
     return Path(pyspark.__file__).parent / "data" / "mllib" / "als" / "sample_movielens_ratings.txt"
 
 
-def train(output: Path, seed: int, rank: int, iterations: int) -> None:
-    from pyspark.ml.recommendation import ALS
+def als_session(checkpoint_dir: Path):
+    """A local Spark session for training (not dbt's: no metastore needed)."""
     from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = (
@@ -39,13 +39,28 @@ def train(output: Path, seed: int, rank: int, iterations: int) -> None:
     )
     spark.sparkContext.setLogLevel("ERROR")
     # with a checkpoint folder ALS truncates the lineage every 10 iterations
-    spark.sparkContext.setCheckpointDir(str(output / "_checkpoints"))
+    spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
+    return spark
+
+
+def movielens_ratings(spark):
+    """The ratings as (user_id, item_id, rating, timestamp); lines are user::item::rating::time."""
+    from pyspark.sql import functions as F
+
     parts = F.split(F.col("value"), "::")
-    ratings = spark.read.text(str(movielens_ratings_path())).select(
+    return spark.read.text(str(movielens_ratings_path())).select(
         parts[0].cast("int").alias("user_id"),
         parts[1].cast("int").alias("item_id"),
         parts[2].cast("float").alias("rating"),
+        parts[3].cast("long").alias("timestamp"),
     )
+
+
+def train_and_write(ratings, output: Path, seed: int, rank: int = 10, iterations: int = 15) -> None:
+    """Fit ALS on the ratings and write its user and item factors under ``output``."""
+    from pyspark.ml.recommendation import ALS
+    from pyspark.sql import functions as F
+
     model = ALS(
         rank=rank,
         maxIter=iterations,
@@ -59,8 +74,6 @@ def train(output: Path, seed: int, rank: int, iterations: int) -> None:
         factors.select("id", F.col("features").alias("embedding")).coalesce(1).write.mode(
             "overwrite"
         ).parquet(str(output / side))
-    spark.stop()
-    shutil.rmtree(output / "_checkpoints", ignore_errors=True)
 
 
 def main() -> None:
@@ -70,7 +83,10 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=15)
     args = parser.parse_args()
-    train(args.output, args.seed, args.rank, args.iterations)
+    spark = als_session(args.output / "_checkpoints")
+    train_and_write(movielens_ratings(spark), args.output, args.seed, args.rank, args.iterations)
+    spark.stop()
+    shutil.rmtree(args.output / "_checkpoints", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,44 @@ def max_relative_score_error(w, t, w_new, t_new) -> float:
     return np.max(np.abs(w_new @ t_new.T - w @ t.T) / norms)
 
 
+#: Debian's chromium (installed by `make test`), started as the machine's notes advise:
+#: no sandbox as root, and no background connections on a closed network.
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright (Playwright's own browsers are not downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium (or set CHROMIUM)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def rendered_images(page) -> list[dict]:
+    """Each <img> of a loaded page: the id of its <figure>, whether it decoded, its size."""
+    return page.evaluate(
+        """Array.from(document.images).map(img => ({
+            figure: img.closest('figure') ? img.closest('figure').id : null,
+            decoded: img.complete && img.naturalWidth > 0,
+            width: img.naturalWidth, height: img.naturalHeight}))"""
+    )
+
+
 def spark_session():
     from pyspark.sql import SparkSession
 
