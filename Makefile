@@ -40,7 +40,8 @@ report: setup
 
 # the project's docs with lineage, on the demo's tables: http://localhost:8080
 docs: setup
-	$(DEMO_ENV) $(BIN)/dbt docs generate
+	$(DEMO_ENV) $(BIN)/dbt parse
+	$(DEMO_ENV) $(BIN)/dbt docs generate --no-compile
 	$(DEMO_ENV) $(BIN)/dbt docs serve --port 8080 --no-browser
 
 test: setup browser

@@ -1,11 +1,18 @@
 """`dbt build` of two versions on a local Spark session, checked against numpy."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import max_relative_score_error
+from conftest import PROJECT_DIR, max_relative_score_error, rendered_images
 from numpy.testing import assert_allclose, assert_array_equal
 
 from python_udfs import orthogonality_error, stabilizing_transforms
@@ -156,3 +163,110 @@ def test_arrow_and_sql_gram_paths_agree(module_project, built):
     assert np.max(np.abs(arrow_grams["value"] - sql_grams["value"])) <= 1e-9 * scale
     arrow_items = module_project.embeddings("stabilized_item_embeddings", "v2")[1]
     assert_allclose(arrow_items, sql_items, rtol=1e-5, atol=1e-6)
+
+
+def test_report_from_the_published_tables_renders_in_chromium(module_project, built, browser, tmp_path):
+    sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+    from report import report_frames
+
+    from python_udfs.report import CHARTS, render_report
+
+    os.environ["DBT_SCHEMA"] = module_project.schema
+    runs, spectra = report_frames(["--target-path", str(module_project.target_path)])
+    assert sorted(runs["embedding_version"]) == ["v1", "v2"]
+    assert all(len(values) == 8 for values in spectra["singular_values"])
+    report = tmp_path / "report.html"
+    report.write_text(render_report(runs, spectra), encoding="utf-8")
+    page = browser.new_page()
+    page.goto(report.as_uri())
+    images = rendered_images(page)
+    assert sorted(image["figure"] for image in images) == sorted(CHARTS)
+    assert all(image["decoded"] for image in images), images
+    assert page.locator("table tbody tr").count() == 2
+    page.close()
+
+
+def served(command: list[str], port: int, log_path):
+    """Start a server process; return it once the port accepts connections."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError(f"{command} did not serve on port {port}: {log_path.read_text()}")
+
+
+def test_docs_site_shows_the_lineage_of_the_item_embeddings(module_project, built, browser, tmp_path):
+    # parse writes the manifest; --no-compile: the lineage needs no compiled SQL
+    for command in (["parse"], ["docs", "generate", "--no-compile"]):
+        run = module_project.invoke(*command)
+        assert run.success, run.output
+    target = module_project.target_path
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    # every column the tables really have is documented
+    for key, table in catalog["nodes"].items():
+        documented = manifest["nodes"][key]["columns"]
+        for column in table["columns"]:
+            assert documented.get(column, {}).get("description"), f"{key}.{column} is not documented"
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    server = served(
+        [dbt, "docs", "serve", "--no-browser", "--port", str(port), "--host", "127.0.0.1",
+         "--project-dir", str(PROJECT_DIR), "--target-path", str(target)],
+        port,
+        tmp_path / "serve.log",
+    )
+    try:
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        model = "model.embedding_stabilization.stabilized_item_embeddings"
+        page.goto(f"http://127.0.0.1:{port}/#!/model/{model}")
+        assert page.locator("h1", has_text="stabilized_item_embeddings").count() == 1
+        # open the lineage graph, expand it and select everything upstream
+        page.click("[ng-click='onLauncherClick()']")
+        page.click("[ng-click='showExpanded()']")
+        selector = page.locator("input[ng-model='selectorService.selection.dirty.include']")
+        selector.fill("+stabilized_item_embeddings")
+        selector.press("Enter")
+        page.wait_for_function(
+            "document.getElementById('cy')._cyreg.cy.nodes(':visible').length > 5", timeout=20000
+        )
+        graph = page.evaluate(
+            """(() => { const cy = document.getElementById('cy')._cyreg.cy;
+                return {nodes: cy.nodes(':visible').map(n => n.id()),
+                        edges: cy.edges(':visible').map(e => [e.source().id(), e.target().id()])}; })()"""
+        )
+        page.screenshot(path=str(tmp_path / "lineage.png"))
+        page.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    sources = {
+        "source.embedding_stabilization.retrain_items.item_embeddings",
+        "source.embedding_stabilization.retrain_users.user_embeddings",
+        "source.embedding_stabilization.published.stabilized_item_embeddings",
+    }
+    assert sources <= set(graph["nodes"])
+    # a drawn path from each source to the published item embeddings
+    parents = {}
+    for source, child in graph["edges"]:
+        parents.setdefault(child, set()).add(source)
+    upstream, frontier = set(), {model}
+    while frontier:
+        node = frontier.pop()
+        for parent in parents.get(node, ()):
+            if parent not in upstream:
+                upstream.add(parent)
+                frontier.add(parent)
+    assert sources <= upstream
+    assert "model.embedding_stabilization.int_transforms_solved" in upstream
