@@ -37,7 +37,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from python_udfs import stabilizing_transforms
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
-from python_udfs.synthetic import first_retrain, next_retrain, write_parquet
+from python_udfs.synthetic import write_parquet
 
 STAGES = {
     "Gram": ["int_gram_matrices", "int_gram_matrices_arrow"],
@@ -93,17 +93,40 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
-def generate(data: Path, users: int, items: int, dimension: int) -> dict:
+def generate(data: Path, users: int, items: int, dimension: int, chunk_rows: int = 500_000) -> dict:
+    """Write two retrains as Parquet, chunk by chunk (20M × 64 floats do not fit in memory twice).
+
+    Version 1: random rows with a decaying spectrum. Version 2: the same model in
+    new coordinates, (W + noise)·A and (T + noise)·A⁻ᵀ for one random invertible
+    A, with 5 % of each side's ids replaced by new ones (as synthetic.next_retrain).
+    """
     marker = data / "params.json"
     params = {"users": users, "items": items, "dimension": dimension}
     if marker.exists() and json.loads(marker.read_text()) == params:
         return params
     shutil.rmtree(data, ignore_errors=True)
-    first = first_retrain(users, items, dimension, seed=0)
-    second = next_retrain(first, noise=0.05, churn=0.05, seed=1)
-    for name, retrain in (("v1", first), ("v2", second)):
-        write_parquet(data / name / "users", retrain.user_ids, retrain.users, rows_per_file=250_000)
-        write_parquet(data / name / "items", retrain.item_ids, retrain.items, rows_per_file=250_000)
+    rng = np.random.default_rng(0)
+    scale = np.linspace(1.0, 0.2, dimension)
+    mixing = rng.standard_normal((dimension, dimension)) + 2 * np.eye(dimension)
+    for side, rows, transform in (("users", users, mixing), ("items", items, np.linalg.inv(mixing).T)):
+        fresh_id = rows
+        for number, start in enumerate(range(0, rows, chunk_rows)):
+            chunk = np.random.default_rng([1, number, rows])
+            count = min(chunk_rows, rows - start)
+            first = chunk.standard_normal((count, dimension)) * scale
+            kept = chunk.random(count) >= 0.05
+            fresh = np.arange(fresh_id, fresh_id + int((~kept).sum()), dtype=np.int64)
+            fresh_id += fresh.size
+            ids = np.arange(start, start + count, dtype=np.int64)
+            second = np.concatenate([first[kept], chunk.standard_normal((fresh.size, dimension))])
+            second += 0.05 * chunk.standard_normal(second.shape) * np.abs(second).mean()
+            for version, version_ids, matrix in (
+                ("v1", ids, first),
+                ("v2", np.concatenate([ids[kept], fresh]), second @ transform),
+            ):
+                folder = data / version / side
+                folder.mkdir(parents=True, exist_ok=True)
+                write_parquet(folder / f"part-{number:05d}.parquet", version_ids, matrix.astype(np.float32))
     marker.write_text(json.dumps(params))
     return params
 
@@ -218,10 +241,12 @@ def main() -> None:
         generate(data, args.users, args.items, args.dimension)
         return
     print(f"generating {args.users:,} users, {args.items:,} items, e = {args.dimension} ...", flush=True)
-    # in a child process, so the peak memory measured below is the pipeline's own
-    subprocess.run([sys.executable, __file__, "--generate-only", "--data", str(data),
-                    "--users", str(args.users), "--items", str(args.items),
-                    "--dimension", str(args.dimension)], check=True)
+    # in a child process, so the peak memory measured below is the pipeline's own;
+    # and 1,000 users × 200 items, to measure what a build costs whatever the data
+    for folder, users, items in ((data, args.users, args.items), (data / "tiny", 1000, 200)):
+        subprocess.run([sys.executable, __file__, "--generate-only", "--data", str(folder),
+                        "--users", str(users), "--items", str(items),
+                        "--dimension", str(args.dimension)], check=True)
 
     os.chdir(PROJECT_DIR)
     os.environ["DBT_PROFILES_DIR"] = str(PROJECT_DIR / "profiles")
@@ -244,6 +269,12 @@ def main() -> None:
                 runner, schema, "v2", data, method
             )
         dbt_peaks = dict(memory.peaks)
+        method = args.methods.split(",")[-1]
+        print(f"dbt build v1, v2 of 1,000 users ({method}; the fixed cost of a build) ...", flush=True)
+        dbt_build(runner, "bench_tiny", "v1", data / "tiny", method)
+        timings[f"fixed cost: dbt build of 1,000 users ({method})"], _ = dbt_build(
+            runner, "bench_tiny", "v2", data / "tiny", method
+        )
 
         if not args.skip_references:
             from pyspark.sql import SparkSession

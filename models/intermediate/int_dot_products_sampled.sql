@@ -18,18 +18,33 @@ sampled_{{ side }}_ids as (
 
 ),
 
-sampled_{{ side }} as (
+sampled_raw_{{ side }} as (
 
     -- broadcast the sampled ids: one scan of each large table, no shuffle
-    select /*+ broadcast(sampled_{{ side }}_ids) */
-        raw_{{ side }}.id,
-        raw_{{ side }}.embedding as raw_embedding,
-        stabilized_{{ side }}.embedding as stabilized_embedding
-    from {{ raw }} as raw_{{ side }}
-    inner join sampled_{{ side }}_ids
-        on raw_{{ side }}.id = sampled_{{ side }}_ids.id
-    inner join {{ stabilized }} as stabilized_{{ side }}
-        on sampled_{{ side }}_ids.id = stabilized_{{ side }}.id
+    select /*+ broadcast(sampled_{{ side }}_ids) */ raw.id, raw.embedding
+    from {{ raw }} as raw
+    inner join sampled_{{ side }}_ids on raw.id = sampled_{{ side }}_ids.id
+
+),
+
+sampled_stabilized_{{ side }} as (
+
+    select /*+ broadcast(sampled_{{ side }}_ids) */ stabilized.id, stabilized.embedding
+    from {{ stabilized }} as stabilized
+    inner join sampled_{{ side }}_ids on stabilized.id = sampled_{{ side }}_ids.id
+
+),
+
+sampled_{{ side }} as (
+
+    -- both sides are sample_size rows: joined without shuffling a large table
+    select /*+ broadcast(sampled_stabilized_{{ side }}) */
+        sampled_raw_{{ side }}.id,
+        sampled_raw_{{ side }}.embedding as raw_embedding,
+        sampled_stabilized_{{ side }}.embedding as stabilized_embedding
+    from sampled_raw_{{ side }}
+    inner join sampled_stabilized_{{ side }}
+        on sampled_raw_{{ side }}.id = sampled_stabilized_{{ side }}.id
 
 ),
 {% endfor %}
