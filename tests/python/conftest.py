@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+from python_udfs.evaluation import max_relative_score_error  # noqa: F401 (for the test modules)
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 #: The project's marts: every published version lives in these.
@@ -125,12 +127,6 @@ class DbtProject:
         """Return (ids, float64 matrix) of one published version, ordered by id."""
         frame = self.table(name, f"embedding_version = '{version}'", "id")
         return frame["id"].to_numpy(), np.stack(frame["embedding"].to_numpy()).astype(np.float64)
-
-
-def max_relative_score_error(w, t, w_new, t_new) -> float:
-    """Largest |w'·t' − w·t| / (‖w‖·‖t‖) over all user–item pairs."""
-    norms = np.outer(np.linalg.norm(w, axis=1), np.linalg.norm(t, axis=1))
-    return np.max(np.abs(w_new @ t_new.T - w @ t.T) / norms)
 
 
 #: Debian's chromium (installed by `make test`), started as the machine's notes advise:
