@@ -40,14 +40,18 @@ def dbt_show(sql: str, dbt_args: list[str]) -> pd.DataFrame:
             sql,
             "--limit",
             "-1",
-            "--quiet",
+            # the rows are returned, not printed
+            "--log-level",
+            "none",
             "--project-dir",
             str(PROJECT_DIR),
             *dbt_args,
         ]
     )
     if not result.success:
-        raise SystemExit(f"dbt show failed: {result.exception or 'see the log above'}")
+        results = getattr(result.result, "results", None) or []
+        detail = result.exception or "; ".join(str(r.message) for r in results if r.message)
+        raise SystemExit(f"dbt show failed (is anything published in this target schema?): {detail}")
     table = result.result.results[0].agate_table
     frame = pd.DataFrame([list(row) for row in table.rows], columns=list(table.column_names))
     return frame
