@@ -69,8 +69,8 @@ def render_report(
     }
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(versions)} published versions, {html.escape(versions[0])} to "
-        f"{html.escape(versions[-1])}.</p>",
+        f"<p>{len(versions)} published versions, "
+        + f"{html.escape(versions[0])} to {html.escape(versions[-1])}.</p>",
     ]
     for chart_id, png in figures.items():
         caption = html.escape(CHARTS[chart_id])
