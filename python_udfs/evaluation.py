@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .linalg import DEFAULT_RTOL, canonical_transforms, procrustes_rotation
+from .linalg import DEFAULT_RTOL, canonical_transforms, procrustes_rotation, row_cosines
 
 #: The ablations: which steps of the method are applied.
 STEPS = ("raw", "svd", "procrustes", "svd+procrustes")
@@ -30,12 +30,6 @@ class Embeddings:
             self.ids, other.ids, assume_unique=True, return_indices=True
         )
         return self.matrix[mine], other.matrix[theirs]
-
-
-def row_cosines(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row of ``left`` with the same row of ``right``."""
-    norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
-    return np.einsum("ij,ij->i", left, right) / norms
 
 
 def same_id_cosines(new: Embeddings, old: Embeddings) -> np.ndarray:

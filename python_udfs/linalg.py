@@ -18,6 +18,7 @@ __all__ = [
     "gram_factor",
     "orthogonality_error",
     "procrustes_rotation",
+    "row_cosines",
     "stabilizing_transforms",
 ]
 
@@ -211,3 +212,13 @@ def orthogonality_error(matrix) -> float:
     """Return ``max |Oᵀ O − I|``: zero for an orthogonal matrix."""
     matrix = np.asarray(matrix, dtype=np.float64)
     return float(np.max(np.abs(matrix.T @ matrix - np.eye(matrix.shape[1]))))
+
+
+def row_cosines(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``left`` with the same row of ``right``.
+
+    0 where either row is the zero vector.
+    """
+    norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
+    dots = np.einsum("ij,ij->i", left, right)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)

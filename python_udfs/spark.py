@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
+from python_udfs.linalg import row_cosines
 
 __all__ = [
     "alignment_measures",
@@ -171,13 +172,6 @@ def _zero_padded_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, 
     return tuple(np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in (left, right))
 
 
-def _cosines(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two matrices of one width; 0 where either row is zero."""
-    norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
-    dots = np.einsum("ij,ij->i", left, right)
-    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-
-
 def alignment_partials(batches: Iterable[pa.RecordBatch], transform: np.ndarray):
     """Yield one row of per-partition sums comparing new (raw and stabilized) to base rows."""
     from pyspark import TaskContext
@@ -195,8 +189,8 @@ def alignment_partials(batches: Iterable[pa.RecordBatch], transform: np.ndarray)
         stabilized, base_for_stabilized = _zero_padded_pair(stabilized, base)
         totals += [
             batch.num_rows,
-            _cosines(*_zero_padded_pair(raw, base)).sum(),
-            _cosines(stabilized, base_for_stabilized).sum(),
+            row_cosines(*_zero_padded_pair(raw, base)).sum(),
+            row_cosines(stabilized, base_for_stabilized).sum(),
             np.square(stabilized - base_for_stabilized).sum(),
             np.square(base).sum(),
         ]
