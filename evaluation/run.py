@@ -46,6 +46,7 @@ from python_udfs.evaluation import (
 
 OUT_DIR = PROJECT_DIR / "evaluation" / "out"
 LAGS = (1, 2, 4)
+SIDES = ("users", "items")
 RETRAINS = 6
 WINDOW, WINDOW_STEP = 0.70, 0.06
 #: (label, steps, align_on) of the ablations
@@ -61,30 +62,26 @@ ABLATIONS = (
 
 def scenarios(data_dir: Path) -> dict[str, list[dict]]:
     """Each scenario's retrains, in order: version label, ALS seed, ratings window."""
-    seeds = [
-        {"version": f"seed{n}", "seed": n, "window": None, "output": str(data_dir / f"seed{n}")}
-        for n in range(1, RETRAINS + 1)
+
+    def retrain(version: str, seed: int, window: list[float] | None) -> dict:
+        return {
+            "version": version,
+            "seed": seed,
+            "window": window,
+            "output": str(data_dir / version),
+        }
+
+    windows = [
+        [round(n * WINDOW_STEP, 2), round(n * WINDOW_STEP + WINDOW, 2)] for n in range(RETRAINS)
     ]
-    windows, windows_and_seeds = [], []
-    for n in range(RETRAINS):
-        window = [round(n * WINDOW_STEP, 2), round(n * WINDOW_STEP + WINDOW, 2)]
-        windows.append(
-            {
-                "version": f"window{n + 1}",
-                "seed": 1,
-                "window": window,
-                "output": str(data_dir / f"window{n + 1}"),
-            }
-        )
-        windows_and_seeds.append(
-            {
-                "version": f"window{n + 1}_seed{n + 1}",
-                "seed": n + 1,
-                "window": window,
-                "output": str(data_dir / f"window{n + 1}_seed{n + 1}"),
-            }
-        )
-    return {"seeds": seeds, "windows": windows, "windows_and_seeds": windows_and_seeds}
+    numbers = range(1, RETRAINS + 1)
+    return {
+        "seeds": [retrain(f"seed{n}", n, None) for n in numbers],
+        "windows": [retrain(f"window{n}", 1, window) for n, window in zip(numbers, windows)],
+        "windows_and_seeds": [
+            retrain(f"window{n}_seed{n}", n, window) for n, window in zip(numbers, windows)
+        ],
+    }
 
 
 def read_side(path: Path) -> Embeddings:
@@ -141,14 +138,17 @@ def build_chain(retrains: list[dict], schema: str, align_on: str) -> None:
 
 
 def lag_cosines(versions: list[str], raw: dict, published: dict, side: str) -> list[dict]:
-    """Same-id cosine of each version with the one ``lag`` versions before, raw and stabilized."""
+    """Same-id cosine of each version with the one ``lag`` versions before, raw and stabilized.
+
+    ``raw`` and ``published`` map side → version → Embeddings.
+    """
     rows = []
     for index, version in enumerate(versions):
         for lag in LAGS:
             if index < lag:
                 continue
             earlier = versions[index - lag]
-            raw_cos = same_id_cosines(raw[version][side], raw[earlier][side])
+            raw_cos = same_id_cosines(raw[side][version], raw[side][earlier])
             stable_cos = same_id_cosines(published[side][version], published[side][earlier])
             rows.append(
                 {
@@ -169,7 +169,7 @@ def invariants(versions: list[str], raw: dict, published: dict) -> list[dict]:
     """Per version: the max dot-product error over all pairs, and top-10 unchanged."""
     rows = []
     for version in versions:
-        users, items = raw[version]["users"], raw[version]["items"]
+        users, items = raw["users"][version], raw["items"][version]
         new_users, new_items = published["users"][version], published["items"][version]
         assert np.array_equal(users.ids, new_users.ids) and np.array_equal(items.ids, new_items.ids)
         same_top = np.all(
@@ -192,50 +192,35 @@ def invariants(versions: list[str], raw: dict, published: dict) -> list[dict]:
 
 
 def ablation_chains(versions: list[str], raw: dict, published: dict) -> list[dict]:
-    """Each ablation chained over the versions with numpy; lag-1 and lag-4 cosines."""
+    """Each ablation chained over the versions with numpy, measured like the dbt chain."""
     rows = []
     for label, steps, align_on in ABLATIONS:
-        chain: dict[str, dict[str, Embeddings]] = {}
+        chain: dict[str, dict[str, Embeddings]] = {"users": {}, "items": {}}
         previous = None
         for version in versions:
-            base = chain.get(previous, {})
-            users, items = ablated(
-                raw[version]["users"],
-                raw[version]["items"],
-                base.get("users"),
-                base.get("items"),
+            chain["users"][version], chain["items"][version] = ablated(
+                raw["users"][version],
+                raw["items"][version],
+                chain["users"].get(previous),
+                chain["items"].get(previous),
                 steps,
                 align_on,
             )
-            chain[version] = {"users": users, "items": items}
             previous = version
         row = {"ablation": label, "steps": steps, "align_on": align_on}
-        for side in ("users", "items"):
-            for lag in (1, 4):
-                row[f"{side}_lag{lag}"] = float(
-                    np.mean(
-                        [
-                            np.mean(same_id_cosines(chain[v][side], chain[versions[i - lag]][side]))
-                            for i, v in enumerate(versions)
-                            if i >= lag
-                        ]
-                    )
-                )
+        cosines = [r for side in SIDES for r in lag_cosines(versions, raw, chain, side)]
+        for summary in summary_by_lag(cosines):
+            if summary["lag"] in (1, 4):
+                row[f"{summary['side']}_lag{summary['lag']}"] = summary["stabilized_mean"]
         row["max_dot_product_error"] = max(
-            max_relative_score_error(
-                raw[v]["users"].matrix,
-                raw[v]["items"].matrix,
-                chain[v]["users"].matrix,
-                chain[v]["items"].matrix,
-            )
-            for v in versions
+            r["max_dot_product_error"] for r in invariants(versions, raw, chain)
         )
         if (steps, align_on) == ("svd+procrustes", "items"):
             # the numpy chain of the full method must reproduce what dbt published
             row["max_abs_difference_to_dbt"] = max(
-                float(np.max(np.abs(chain[v][side].matrix - published[side][v].matrix)))
+                float(np.max(np.abs(chain[side][v].matrix - published[side][v].matrix)))
                 for v in versions
-                for side in ("users", "items")
+                for side in SIDES
             )
         rows.append(row)
     return rows
@@ -244,7 +229,7 @@ def ablation_chains(versions: list[str], raw: dict, published: dict) -> list[dic
 def summary_by_lag(cosines: list[dict]) -> list[dict]:
     """The lag cosines averaged over the versions that have that lag."""
     rows = []
-    for side in ("users", "items"):
+    for side in SIDES:
         for lag in LAGS:
             selected = [row for row in cosines if row["side"] == side and row["lag"] == lag]
             summary = {"side": side, "lag": lag, "versions": len(selected)}
@@ -375,16 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         build_chain(retrains, schema, align_on="items")
         versions = [r["version"] for r in retrains]
         raw = {
-            r["version"]: {side: read_side(Path(r["output"]) / side) for side in ("users", "items")}
-            for r in retrains
+            side: {r["version"]: read_side(Path(r["output"]) / side) for r in retrains}
+            for side in SIDES
         }
         spark = SparkSession.builder.getOrCreate()
-        published = {side: read_published(spark, schema, side) for side in ("users", "items")}
-        cosines = [
-            row
-            for side in ("users", "items")
-            for row in lag_cosines(versions, raw, published, side)
-        ]
+        published = {side: read_published(spark, schema, side) for side in SIDES}
+        cosines = [row for side in SIDES for row in lag_cosines(versions, raw, published, side)]
         results[name] = {
             "versions": versions,
             "cosines": cosines,
