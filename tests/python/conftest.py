@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +167,26 @@ def rendered_images(page) -> list[dict]:
             decoded: img.complete && img.naturalWidth > 0,
             width: img.naturalWidth, height: img.naturalHeight}))"""
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str):
+    """Poll ``condition`` (an OSError counts as not yet) until true, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def spark_session():

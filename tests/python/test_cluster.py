@@ -12,16 +12,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port, wait_until
 from numpy.testing import assert_allclose
 
 from python_udfs.synthetic import first_retrain, next_retrain
@@ -36,24 +35,6 @@ def spark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def executor_python(folder: Path) -> Path:

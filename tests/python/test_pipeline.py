@@ -6,13 +6,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import PROJECT_DIR, max_relative_score_error, rendered_images
+from conftest import PROJECT_DIR, free_port, max_relative_score_error, rendered_images, wait_until
 from numpy.testing import assert_allclose, assert_array_equal
 
 from python_udfs import orthogonality_error, stabilizing_transforms
@@ -186,22 +185,6 @@ def test_report_from_the_published_tables_renders_in_chromium(module_project, bu
     page.close()
 
 
-def served(command: list[str], port: int, log_path):
-    """Start a server process; return it once the port accepts connections."""
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.5)
-    process.kill()
-    raise AssertionError(f"{command} did not serve on port {port}: {log_path.read_text()}")
-
-
 def test_docs_site_shows_the_lineage_of_the_item_embeddings(module_project, built, browser, tmp_path):
     # parse writes the manifest; --no-compile: the lineage needs no compiled SQL
     for command in (["parse"], ["docs", "generate", "--no-compile"]):
@@ -216,17 +199,23 @@ def test_docs_site_shows_the_lineage_of_the_item_embeddings(module_project, buil
         for column in table["columns"]:
             assert documented.get(column, {}).get("description"), f"{key}.{column} is not documented"
 
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    port = free_port()
     dbt = str(Path(sys.executable).with_name("dbt"))
-    server = served(
-        [dbt, "docs", "serve", "--no-browser", "--port", str(port), "--host", "127.0.0.1",
-         "--project-dir", str(PROJECT_DIR), "--target-path", str(target)],
-        port,
-        tmp_path / "serve.log",
-    )
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [dbt, "docs", "serve", "--no-browser", "--port", str(port), "--host", "127.0.0.1",
+             "--project-dir", str(PROJECT_DIR), "--target-path", str(target)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def serving() -> bool:
+        assert server.poll() is None, f"dbt docs serve exited: {log_path.read_text()}"
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+
     try:
+        wait_until(serving, 60, f"dbt docs serve on port {port} (log: {log_path})")
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         model = "model.embedding_stabilization.stabilized_item_embeddings"
         page.goto(f"http://127.0.0.1:{port}/#!/model/{model}")
