@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,9 @@ class DbtProject:
                 *args,
                 "--project-dir",
                 str(PROJECT_DIR),
+                # explicit: dbt's adapter-test fixtures unset DBT_PROFILES_DIR
+                "--profiles-dir",
+                str(PROJECT_DIR / "profiles"),
                 "--target-path",
                 str(self.target_path),
                 "--log-path",
@@ -187,6 +192,55 @@ def wait_until(condition, timeout: float, what: str):
             pass
         time.sleep(0.5)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def pyspark_home() -> Path:
+    """The Spark distribution inside the pyspark wheel (bin/spark-submit, jars/)."""
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def isolated_python(folder: Path) -> Path:
+    """This venv's interpreter with ``-S``, for Spark's Python workers in a test.
+
+    Its packages stay on PYTHONPATH, but no ``.pth`` file is processed, so the
+    editable install of ``python_udfs`` is not importable: the workers see the
+    package only if it is shipped to them (``--py-files``, Connect artifacts).
+    """
+    script = folder / "isolated-python"
+    site_packages = sysconfig.get_paths()["purelib"]
+    script.write_text(
+        "#!/bin/sh\n"
+        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{site_packages}" exec {sys.executable} -S "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def profile_target(name: str) -> dict:
+    """A target of ``profiles/profiles.yml`` with its ``env_var()`` calls rendered.
+
+    The adapter and Connect tests write profiles of their own (dbt's fixtures);
+    they start from the project's targets so that both test the same settings.
+    """
+    import jinja2
+    import yaml
+
+    def env_var(key, default=None):
+        if key not in os.environ and default is None:
+            raise KeyError(f"profiles.yml needs environment variable {key}")
+        return os.environ.get(key, default)
+
+    def rendered(value):
+        if isinstance(value, dict):
+            return {key: rendered(item) for key, item in value.items()}
+        if isinstance(value, str):
+            return jinja2.Template(value).render(env_var=env_var)
+        return value
+
+    profiles = yaml.safe_load((PROJECT_DIR / "profiles" / "profiles.yml").read_text())
+    return rendered(profiles["embedding_stabilization"]["outputs"][name])
 
 
 def spark_session():

@@ -14,13 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, wait_until
+from conftest import free_port, isolated_python, pyspark_home, wait_until
 from numpy.testing import assert_allclose
 
 from python_udfs.synthetic import first_retrain, next_retrain
@@ -31,33 +30,14 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 SCHEMA = "on_cluster"
 
 
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
-
-
-def executor_python(folder: Path) -> Path:
-    """This venv's interpreter with ``-S``: its packages on PYTHONPATH, but no
-    ``.pth`` file processed, so ``python_udfs`` only comes from --py-files."""
-    script = folder / "executor-python"
-    site_packages = sysconfig.get_paths()["purelib"]
-    script.write_text(
-        "#!/bin/sh\n"
-        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{site_packages}" exec {sys.executable} -S "$@"\n'
-    )
-    script.chmod(0o755)
-    return script
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A standalone master and two 1-core workers; stopped by their process ids."""
     root = tmp_path_factory.mktemp("standalone")
-    env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
+    env = {**os.environ, "SPARK_HOME": str(pyspark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOG_DIR": str(root / "logs")}
     env.pop("PYSPARK_GATEWAY_PORT", None)
-    spark_class = str(spark_home() / "bin" / "spark-class")
+    spark_class = str(pyspark_home() / "bin" / "spark-class")
     port, ui_port = free_port(), free_port()
     master_url = f"spark://127.0.0.1:{port}"
     processes = []
@@ -106,13 +86,13 @@ def retrains(cluster):
 
 def spark_submit(cluster, home: Path, py_files: Path, variables: dict):
     command = [
-        str(spark_home() / "bin" / "spark-submit"),
+        str(pyspark_home() / "bin" / "spark-submit"),
         "--master", cluster["master_url"],
         "--deploy-mode", "client",
         "--py-files", str(py_files),
         "--executor-memory", "1g",
         "--total-executor-cores", "2",
-        "--conf", f"spark.pyspark.python={executor_python(cluster['root'])}",
+        "--conf", f"spark.pyspark.python={isolated_python(cluster['root'])}",
         "--conf", f"spark.pyspark.driver.python={sys.executable}",
         "--conf", f"spark.sql.warehouse.dir={home / 'warehouse'}",
         "--conf",
@@ -123,7 +103,7 @@ def spark_submit(cluster, home: Path, py_files: Path, variables: dict):
         str(PROJECT_DIR / "scripts" / "spark_submit_dbt.py"),
         "build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables),
     ]
-    env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
+    env = {**os.environ, "SPARK_HOME": str(pyspark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
            "DBT_SCHEMA": SCHEMA, "DBT_TARGET": "cluster",
            "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles")}
     env.pop("PYSPARK_GATEWAY_PORT", None)

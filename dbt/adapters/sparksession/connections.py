@@ -1,4 +1,10 @@
-"""Credentials and connection manager of the ``sparksession`` adapter."""
+"""Credentials and connection manager of the ``sparksession`` adapter.
+
+Two methods: ``session`` (Spark in this process, or dbt on the driver of a
+``spark-submit`` application) and ``connect`` (a thin client of a Spark Connect
+server at ``host``, a ``sc://`` URL). Both hand dbt a :class:`SessionHandle`
+over the session; Python models run on the same session.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,37 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dbt.adapters.contracts.connection import Connection
+from dbt.adapters.contracts.connection import Connection, ConnectionState
 from dbt.adapters.spark.connections import SparkConnectionManager, SparkCredentials
 from dbt_common.exceptions import DbtRuntimeError
+
+from dbt.adapters.sparksession.cursor import SessionHandle
+
+#: The methods this plugin opens itself; dbt-spark's others (thrift, http, odbc) pass through.
+SESSION, CONNECT = "session", "connect"
 
 
 @dataclass
 class SparksessionCredentials(SparkCredentials):
-    """dbt-spark credentials under this plugin's type name."""
+    """dbt-spark credentials under this plugin's type name, plus ``method: connect``.
+
+    With ``method: connect``, ``host`` is the Spark Connect URL (``sc://host:15002``)
+    and ``py_packages`` names importable packages of this client to ship to the
+    server's Python workers as artifacts of the session (``addArtifacts(pyfile=True)``).
+    """
+
+    method: str = None  # type: ignore[assignment]  # dbt-spark's methods, or "connect"
+    py_packages: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.method == CONNECT and not str(self.host or "").startswith("sc://"):
+            raise DbtRuntimeError(
+                f"method: connect needs host to be a Spark Connect URL such as "
+                f"sc://host:15002 (got {self.host!r}; set SPARK_REMOTE for the connect target)"
+            )
+        super().__post_init__()
 
     @property
     def type(self) -> str:
@@ -94,6 +121,15 @@ def lock_embedded_metastore(path: str) -> None:
     _METASTORE_LOCKS[path] = lock_file
 
 
+def session_for(credentials: SparksessionCredentials):
+    """The Spark session of a profile: classic (``session``) or remote (``connect``)."""
+    if credentials.method == CONNECT:
+        from dbt.adapters.sparksession.remote import connect_session
+
+        return connect_session(credentials)
+    return spark_session(credentials.server_side_parameters)
+
+
 def spark_session(server_side_parameters: Mapping[str, str]):
     """Return the session dbt-spark's cursor uses: same builder, same options.
 
@@ -130,18 +166,29 @@ class SparksessionConnectionManager(SparkConnectionManager):
 
     @classmethod
     def open(cls, connection: Connection) -> Connection:
-        # A local master starts Python workers with $PYSPARK_PYTHON (default
-        # `python3` on PATH), which may lack numpy/pyarrow/python_udfs. They must
-        # run dbt's own interpreter. Under spark-submit (a gateway already
-        # exists) the cluster's configuration decides instead.
-        parameters = connection.credentials.server_side_parameters
-        metastore = embedded_metastore_path(parameters)
-        if connection.credentials.method == "session" and metastore is not None:
-            lock_embedded_metastore(metastore)
-        if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(parameters):
-            os.environ["PYSPARK_PYTHON"] = sys.executable
-            ensure_local_directories(parameters)
-        connection = super().open(connection)
-        if connection.credentials.method == "session":
-            quiet_repeated_warnings(spark_session(parameters))
+        if connection.state == ConnectionState.OPEN:
+            return connection
+        credentials = connection.credentials
+        if credentials.method == CONNECT:
+            # The server owns the metastore, the warehouse, its Python workers and
+            # its JVM loggers: nothing of that is set up or locked from here.
+            connection.handle = SessionHandle(session_for(credentials))
+        elif credentials.method == SESSION:
+            parameters = credentials.server_side_parameters
+            metastore = embedded_metastore_path(parameters)
+            if metastore is not None:
+                lock_embedded_metastore(metastore)
+            # A local master starts Python workers with $PYSPARK_PYTHON (default
+            # `python3` on PATH), which may lack numpy/pyarrow/python_udfs. They must
+            # run dbt's own interpreter. Under spark-submit (a gateway already
+            # exists) the cluster's configuration decides instead.
+            if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(parameters):
+                os.environ["PYSPARK_PYTHON"] = sys.executable
+                ensure_local_directories(parameters)
+            session = spark_session(parameters)
+            quiet_repeated_warnings(session)
+            connection.handle = SessionHandle(session)
+        else:
+            return super().open(connection)
+        connection.state = ConnectionState.OPEN
         return connection

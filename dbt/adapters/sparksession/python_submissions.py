@@ -9,7 +9,7 @@ from typing import Any
 from dbt.adapters.base import PythonJobHelper
 from dbt_common.exceptions import DbtRuntimeError
 
-from dbt.adapters.sparksession.connections import SparksessionCredentials, spark_session
+from dbt.adapters.sparksession.connections import CONNECT, SparksessionCredentials, session_for
 
 
 class SessionPythonJobHelper(PythonJobHelper):
@@ -29,15 +29,36 @@ class SessionPythonJobHelper(PythonJobHelper):
             compiled_code.splitlines(keepends=True),
             filename,
         )
-        spark = spark_session(self.credentials.server_side_parameters)
-        spark.sparkContext.setJobDescription(f"dbt {unique_id}")
+        spark = session_for(self.credentials)
+        label = _JobLabel(spark, f"dbt {unique_id}", remote=self.credentials.method == CONNECT)
         namespace: dict[str, Any] = {"spark": spark, "__name__": "__dbt_python_model__"}
         try:
-            exec(compile(compiled_code, filename, "exec"), namespace)
+            with label:
+                exec(compile(compiled_code, filename, "exec"), namespace)
         except Exception as exc:
             raise DbtRuntimeError(
                 f"Python model {unique_id} failed:\n{traceback.format_exc()}"
             ) from exc
-        finally:
-            spark.sparkContext.setJobDescription(None)
         return None
+
+
+class _JobLabel:
+    """Name the Spark jobs a model starts, in the Spark UI: a job description on a
+    classic session; on Spark Connect, which has no client-side SparkContext, an
+    operation tag (``addTag``), its equivalent there."""
+
+    def __init__(self, spark, label: str, remote: bool) -> None:
+        self.spark, self.remote = spark, remote
+        self.label = label.replace(",", " ")  # a tag may not hold a comma
+
+    def __enter__(self) -> None:
+        if self.remote:
+            self.spark.addTag(self.label)
+        else:
+            self.spark.sparkContext.setJobDescription(self.label)
+
+    def __exit__(self, *exc_info) -> None:
+        if self.remote:
+            self.spark.removeTag(self.label)
+        else:
+            self.spark.sparkContext.setJobDescription(None)

@@ -1,8 +1,8 @@
 {#
-    Python-model epilogue for the `session` submission method. Overrides
-    dbt-spark's (a plugin's own macros take priority): Parquet is the default
-    file format (Delta needs jars from Maven), and pandas results convert with
-    spark.createDataFrame.
+    Python-model epilogue for the `session` and `connect` submission methods.
+    Overrides dbt-spark's (a plugin's own macros take priority): Parquet is the
+    default file format (Delta needs jars from Maven); pandas and pandas-on-Spark
+    (pyspark.pandas) results convert to Spark DataFrames, as in dbt-spark's.
 #}
 {% macro py_write_table(compiled_code, target_relation) %}
 {{ compiled_code }}
@@ -10,17 +10,25 @@
 dbt = dbtObj(spark.table)
 df = model(dbt, spark)
 
+import sys
+import warnings
+
 import pyspark.sql
 
-try:
-    import pandas
-except ImportError:  # pragma: no cover
-    pandas = None
-
+# pandas-on-Spark is already imported if the model returned one of its frames
+pandas_on_spark = sys.modules.get("pyspark.pandas")
+if pandas_on_spark is not None and isinstance(df, pandas_on_spark.DataFrame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the existing index is lost": as in dbt-spark
+        df = df.to_spark()
+pandas = sys.modules.get("pandas")
 if pandas is not None and isinstance(df, pandas.DataFrame):
     df = spark.createDataFrame(df)
 if not isinstance(df, pyspark.sql.DataFrame):
-    raise TypeError(f"{type(df)} is not a supported type for a dbt Python model")
+    raise TypeError(
+        f"{type(df)} is not a supported type for a dbt Python model: return a Spark, "
+        "pandas or pandas-on-Spark DataFrame"
+    )
 
 writer = df.write.mode("overwrite").format("{{ config.get('file_format', 'parquet') }}")
 {%- set partition_by = config.get('partition_by') %}
