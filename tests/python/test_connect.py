@@ -46,8 +46,10 @@ def server(tmp_path_factory):
         "--conf", f"spark.connect.grpc.binding.port={port}",
         "--conf", "spark.sql.catalogImplementation=hive",
         "--conf", f"spark.sql.warehouse.dir={root / 'warehouse'}",
-        "--conf", "spark.hadoop.javax.jdo.option.ConnectionURL="
-                  f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
+        "--conf", (
+            "spark.hadoop.javax.jdo.option.ConnectionURL="
+            f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
+        ),
         "--conf", "spark.sql.shuffle.partitions=4",
         "--conf", "spark.ui.enabled=false",
         "--driver-java-options",
@@ -78,10 +80,12 @@ def server(tmp_path_factory):
             process.wait()
 
 
-def dbt_over_connect(url: str, folder: Path, *arguments: str) -> subprocess.CompletedProcess:
+def dbt_over_connect(
+    url: str, folder: Path, *arguments: str, schema: str = SCHEMA
+) -> subprocess.CompletedProcess:
     """Run one dbt command in a child process with the ``connect`` target."""
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DBT_TARGET": "connect", "SPARK_REMOTE": url, "DBT_SCHEMA": SCHEMA,
+    env = {**os.environ, "DBT_TARGET": "connect", "SPARK_REMOTE": url, "DBT_SCHEMA": schema,
            "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
            "DBT_TARGET_PATH": str(folder / "target"), "DBT_LOG_PATH": str(folder / "logs")}
     env.pop("PYSPARK_GATEWAY_PORT", None)
@@ -163,7 +167,7 @@ def test_a_failing_python_model_shows_its_traceback_over_connect(server, dbt_pro
     users, _ = dbt_project.write_retrain("users6", retrain)
     _, items = dbt_project.write_retrain("items4", other)
     run = dbt_over_connect(server["url"], tmp_path / "client",
-                           *build_variables("bad", users, items))
+                           *build_variables("bad", users, items), schema="failing_over_connect")
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "Python model model.embedding_stabilization.int_transforms_solved failed" in output

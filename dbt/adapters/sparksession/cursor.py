@@ -76,9 +76,7 @@ class SessionHandle(SparkConnectionWrapper):
     def execute(self, sql: str, bindings: Sequence[Any] | None = None) -> None:
         from pyspark.errors import AnalysisException
 
-        sql = sql.strip()
-        if sql.endswith(";"):
-            sql = sql[:-1]
+        sql = sql.strip().removesuffix(";")
         if bindings:
             # dbt-spark's seed SQL holds one %s per value (get_binding_char)
             sql = sql % tuple(sql_literal(value) for value in bindings)

@@ -72,7 +72,7 @@ def _reachable_session(url: str, retries: int):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # RETRIES_EXCEEDED: said below, with the URL
             session.version  # noqa: B018 - one round trip to the server
-    except Exception as exc:  # grpc's errors carry the reason in their first line
+    except Exception as exc:  # noqa: BLE001 - any failure of the first request is reported
         # closed, the client skips its clean-up requests at exit (retried for minutes)
         client.close()
         raise FailedToConnectError(
@@ -129,7 +129,7 @@ def package_zip(package: str) -> Path:
             f"py_packages: {package!r} is not an importable package of this Python "
             "(the connect target ships each one to the server's Python workers)"
         )
-    folder = Path(list(spec.submodule_search_locations)[0])
+    folder = Path(next(iter(spec.submodule_search_locations)))
     archive = Path(tempfile.mkdtemp(prefix="dbt-sparksession-")) / f"{package}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
         for path in sorted(folder.rglob("*")):

@@ -10,19 +10,18 @@
 dbt = dbtObj(spark.table)
 df = model(dbt, spark)
 
-import sys
 import warnings
 
+import pandas
 import pyspark.sql
 
-# pandas-on-Spark is already imported if the model returned one of its frames
-pandas_on_spark = sys.modules.get("pyspark.pandas")
-if pandas_on_spark is not None and isinstance(df, pandas_on_spark.DataFrame):
+# pandas-on-Spark, told by its module: importing pyspark.pandas for an isinstance
+# check costs seconds, and sys.modules may hold it half-imported by another thread
+if type(df).__module__.startswith("pyspark.pandas."):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the existing index is lost": as in dbt-spark
         df = df.to_spark()
-pandas = sys.modules.get("pandas")
-if pandas is not None and isinstance(df, pandas.DataFrame):
+if isinstance(df, pandas.DataFrame):
     df = spark.createDataFrame(df)
 if not isinstance(df, pyspark.sql.DataFrame):
     raise TypeError(

@@ -1,0 +1,91 @@
+"""The adapter plugin's own pieces, without Spark: credentials, artifacts, error messages."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+from dbt_common.exceptions import DbtRuntimeError
+from pyspark.errors import AnalysisException
+
+from dbt.adapters.sparksession.connections import SparksessionCredentials
+from dbt.adapters.sparksession.remote import _apply_parameters, _grpc_reason, package_zip
+
+
+def credentials(**fields) -> SparksessionCredentials:
+    return SparksessionCredentials.from_dict({"schema": "s", **fields})
+
+
+def test_connect_credentials_need_a_spark_connect_url():
+    assert credentials(method="connect", host="sc://spark:15002").method == "connect"
+    with pytest.raises(DbtRuntimeError, match="needs host to be a Spark Connect URL.*'spark:15002'"):
+        credentials(method="connect", host="spark:15002")
+
+
+def test_session_credentials_keep_dbt_sparks_behaviour():
+    session = credentials(method="session", host="localhost", py_packages=["python_udfs"])
+    assert session.type == "sparksession"
+    assert session.py_packages == ["python_udfs"]
+    # dbt-spark forces ANSI off for Spark 3/4 compatibility; so do we
+    assert session.server_side_parameters["spark.sql.ansi.enabled"] == "false"
+
+
+def test_package_zip_holds_the_package_sources_only():
+    archive = package_zip("python_udfs")
+    names = zipfile.ZipFile(archive).namelist()
+    assert "python_udfs/__init__.py" in names and "python_udfs/spark.py" in names
+    assert not any("__pycache__" in name for name in names)
+    assert all(name.startswith("python_udfs/") for name in names)
+
+
+def test_package_zip_refuses_what_is_not_an_importable_package():
+    with pytest.raises(DbtRuntimeError, match="'no_such_package' is not an importable package"):
+        package_zip("no_such_package")
+    with pytest.raises(DbtRuntimeError, match="'json.decoder' is not an importable package"):
+        package_zip("json.decoder")  # a module, not a package
+
+
+class _Conf:
+    def __init__(self, static: set[str]):
+        self.static, self.values = static, {}
+
+    def set(self, key, value):
+        if key in self.static:
+            raise AnalysisException(message=f'[CANNOT_MODIFY_CONFIG] Cannot modify "{key}".')
+        self.values[key] = value
+
+
+class _Session:
+    def __init__(self, static: set[str]):
+        self.conf = _Conf(static)
+
+
+def test_runtime_parameters_are_set_and_a_static_one_is_named():
+    session = _Session(static={"spark.sql.warehouse.dir"})
+    _apply_parameters(session, {"spark.sql.session.timeZone": "UTC"}, "sc://h:1")
+    assert session.conf.values == {"spark.sql.session.timeZone": "UTC"}
+    with pytest.raises(DbtRuntimeError, match=r"spark.sql.warehouse.dir cannot be set by a "
+                       r"client of the Spark Connect server at sc://h:1; set it in the server"):
+        _apply_parameters(session, {"spark.sql.warehouse.dir": "/tmp/w"}, "sc://h:1")
+
+
+def test_grpc_reason_reads_status_and_details_from_the_cause():
+    class RpcError(Exception):
+        def code(self):
+            class Code:
+                name = "UNAVAILABLE"
+
+            return Code()
+
+        def details(self):
+            return "failed to connect to all addresses"
+
+    try:
+        try:
+            raise RpcError("<_InactiveRpcError of RPC that terminated with:\n status = …>")
+        except RpcError:
+            raise RuntimeError("SparkConnectGrpcException()") from None
+    except RuntimeError as wrapped:
+        wrapped.__context__ = RpcError()
+        assert _grpc_reason(wrapped) == "UNAVAILABLE: failed to connect to all addresses"
+    assert _grpc_reason(ValueError("first line\nsecond")) == "first line"
