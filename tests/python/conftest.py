@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import sysconfig
 import time
@@ -38,6 +40,18 @@ PUBLISHED_TABLES = (
 settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def build_arguments(version: str, users: str, items: str, **extra_vars) -> list[str]:
+    """dbt's arguments to build one version from two input relations."""
+    variables = {
+        "embedding_version": version,
+        "user_embeddings": users,
+        "item_embeddings": items,
+        **extra_vars,
+    }
+    # dbt's unit tests are run by test_unit_tests.py, not by every build
+    return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
 
 
 @dataclass
@@ -87,16 +101,7 @@ class DbtProject:
         return DbtRun(bool(result.success), output, results)
 
     def build(self, version: str, users: str, items: str, **extra_vars) -> DbtRun:
-        variables = {
-            "embedding_version": version,
-            "user_embeddings": users,
-            "item_embeddings": items,
-            **extra_vars,
-        }
-        # dbt's unit tests are run by test_unit_tests.py, not by every build
-        return self.invoke(
-            "build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)
-        )
+        return self.invoke(*build_arguments(version, users, items, **extra_vars))
 
     def write_retrain(self, name: str, retrain) -> tuple[str, str]:
         """Write a synthetic retrain as Parquet; return the two relations to pass as vars."""
@@ -216,6 +221,30 @@ def isolated_python(folder: Path) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a server started with ``start_new_session=True``: SIGTERM, then SIGKILL."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def read_published(warehouse: Path, schema: str, name: str, version: str):
+    """(ids, float64 matrix) of one published version, read from a warehouse's Parquet files.
+
+    For the tests whose tables were written by another Spark (a cluster, a Connect server).
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(
+        warehouse / f"{schema}.db" / name / f"embedding_version={version}"
+    ).sort_by("id")
+    matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+    return table.column("id").to_numpy(), matrix.astype(np.float64)
 
 
 def profile_target(name: str) -> dict:

@@ -30,19 +30,20 @@ def test_session_credentials_keep_dbt_sparks_behaviour():
     assert session.server_side_parameters["spark.sql.ansi.enabled"] == "false"
 
 
-def test_package_zip_holds_the_package_sources_only():
-    archive = package_zip("python_udfs")
+def test_package_zip_holds_the_package_sources_only(tmp_path):
+    archive = package_zip("python_udfs", tmp_path)
+    assert archive == tmp_path / "python_udfs.zip"
     names = zipfile.ZipFile(archive).namelist()
     assert "python_udfs/__init__.py" in names and "python_udfs/spark.py" in names
     assert not any("__pycache__" in name for name in names)
     assert all(name.startswith("python_udfs/") for name in names)
 
 
-def test_package_zip_refuses_what_is_not_an_importable_package():
+def test_package_zip_refuses_what_is_not_an_importable_package(tmp_path):
     with pytest.raises(DbtRuntimeError, match="'no_such_package' is not an importable package"):
-        package_zip("no_such_package")
+        package_zip("no_such_package", tmp_path)
     with pytest.raises(DbtRuntimeError, match="'json.decoder' is not an importable package"):
-        package_zip("json.decoder")  # a module, not a package
+        package_zip("json.decoder", tmp_path)  # a module, not a package
 
 
 class _Conf:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -19,7 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, isolated_python, pyspark_home, wait_until
+from conftest import (
+    build_arguments,
+    free_port,
+    isolated_python,
+    pyspark_home,
+    read_published,
+    stop_process_group,
+    wait_until,
+)
 from numpy.testing import assert_allclose
 
 from python_udfs.synthetic import first_retrain, next_retrain
@@ -69,13 +76,7 @@ def cluster(tmp_path_factory):
         yield {"master_url": master_url, "work_dirs": work_dirs, "root": root}
     finally:
         for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process_group(process, timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def retrains(cluster):
     return {"v1": first, "v2": next_retrain(first, seed=1)}
 
 
-def spark_submit(cluster, home: Path, py_files: Path, variables: dict):
+def spark_submit(cluster, home: Path, py_files: Path, dbt_arguments: list[str]):
     command = [
         str(pyspark_home() / "bin" / "spark-submit"),
         "--master", cluster["master_url"],
@@ -101,7 +102,7 @@ def spark_submit(cluster, home: Path, py_files: Path, variables: dict):
         "--conf", "spark.sql.shuffle.partitions=4",
         "--driver-java-options", f"-Dderby.stream.error.file={home / 'derby.log'}",
         str(PROJECT_DIR / "scripts" / "spark_submit_dbt.py"),
-        "build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables),
+        *dbt_arguments,
     ]
     env = {**os.environ, "SPARK_HOME": str(pyspark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
            "DBT_SCHEMA": SCHEMA, "DBT_TARGET": "cluster",
@@ -112,17 +113,6 @@ def spark_submit(cluster, home: Path, py_files: Path, variables: dict):
                           check=False)
 
 
-def read_published(home: Path, name: str, version: str):
-    """(ids, float64 matrix) of one version, read from the warehouse's Parquet files."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(
-        home / "warehouse" / f"{SCHEMA}.db" / name / f"embedding_version={version}"
-    ).sort_by("id")
-    matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
-    return table.column("id").to_numpy(), matrix.astype(np.float64)
-
-
 def test_two_versions_through_spark_submit_equal_a_local_run(cluster, retrains, dbt_project):
     py_files = Path(shutil.make_archive(
         str(cluster["root"] / "python_udfs"), "zip", PROJECT_DIR, "python_udfs"
@@ -130,16 +120,14 @@ def test_two_versions_through_spark_submit_equal_a_local_run(cluster, retrains, 
     home = cluster["root"] / "driver"
     for version, retrain in retrains.items():
         users, items = dbt_project.write_retrain(version, retrain)
-        variables = {"embedding_version": version, "user_embeddings": users,
-                     "item_embeddings": items}
-        submitted = spark_submit(cluster, home, py_files, variables)
+        submitted = spark_submit(cluster, home, py_files, build_arguments(version, users, items))
         assert submitted.returncode == 0, submitted.stdout[-5000:] + submitted.stderr[-5000:]
         local = dbt_project.build(version, users, items)
         assert local.success, local.output
 
     for version in retrains:
         for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):
-            ids, on_cluster = read_published(home, name, version)
+            ids, on_cluster = read_published(home / "warehouse", SCHEMA, name, version)
             local_ids, local = dbt_project.embeddings(name, version)
             np.testing.assert_array_equal(ids, local_ids)
             assert_allclose(on_cluster, local, rtol=1e-5, atol=1e-6 * np.abs(local).max())

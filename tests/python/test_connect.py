@@ -12,7 +12,6 @@ share this one's classic session.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import PROJECT_DIR, free_port, isolated_python, pyspark_home, wait_until
+from conftest import (
+    PROJECT_DIR,
+    build_arguments,
+    free_port,
+    isolated_python,
+    pyspark_home,
+    read_published,
+    stop_process_group,
+    wait_until,
+)
 from numpy.testing import assert_allclose
 
 from python_udfs.synthetic import first_retrain, next_retrain
@@ -72,12 +80,7 @@ def server(tmp_path_factory):
                    or True, 120, "the Spark Connect server")
         yield {"url": f"sc://127.0.0.1:{port}", "root": root, "log": log, "process": process}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
 
 
 def dbt_over_connect(
@@ -95,23 +98,6 @@ def dbt_over_connect(
     )
 
 
-def build_variables(version: str, users: str, items: str) -> list[str]:
-    import json
-
-    variables = {"embedding_version": version, "user_embeddings": users,
-                 "item_embeddings": items}
-    return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
-
-
-def read_published(warehouse: Path, name: str, version: str):
-    """(ids, float64 matrix) of one version, from the server's warehouse files."""
-    table = pq.read_table(
-        warehouse / f"{SCHEMA}.db" / name / f"embedding_version={version}"
-    ).sort_by("id")
-    matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
-    return table.column("id").to_numpy(), matrix.astype(np.float64)
-
-
 def finished_tasks(log: Path) -> int:
     return log.read_text(errors="replace").count("Finished task")
 
@@ -123,7 +109,7 @@ def test_two_versions_over_connect_equal_a_local_run(server, dbt_project, tmp_pa
     for version, retrain in retrains.items():
         users, items = dbt_project.write_retrain(version, retrain)
         remote = dbt_over_connect(server["url"], tmp_path / "client",
-                                  *build_variables(version, users, items))
+                                  *build_arguments(version, users, items))
         assert remote.returncode == 0, remote.stdout[-8000:] + remote.stderr[-3000:]
         local = dbt_project.build(version, users, items)
         assert local.success, local.output
@@ -131,7 +117,7 @@ def test_two_versions_over_connect_equal_a_local_run(server, dbt_project, tmp_pa
     warehouse = server["root"] / "warehouse"
     for version in retrains:
         for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):
-            ids, remote_rows = read_published(warehouse, name, version)
+            ids, remote_rows = read_published(warehouse, SCHEMA, name, version)
             local_ids, local_rows = dbt_project.embeddings(name, version)
             np.testing.assert_array_equal(ids, local_ids)
             assert_allclose(remote_rows, local_rows, rtol=1e-5,
@@ -167,7 +153,7 @@ def test_a_failing_python_model_shows_its_traceback_over_connect(server, dbt_pro
     users, _ = dbt_project.write_retrain("users6", retrain)
     _, items = dbt_project.write_retrain("items4", other)
     run = dbt_over_connect(server["url"], tmp_path / "client",
-                           *build_variables("bad", users, items), schema="failing_over_connect")
+                           *build_arguments("bad", users, items), schema="failing_over_connect")
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "Python model model.embedding_stabilization.int_transforms_solved failed" in output

@@ -39,8 +39,10 @@ def connect_session(credentials):
         if url not in _SESSIONS:
             session = _reachable_session(url, credentials.connect_retries)
             _apply_parameters(session, credentials.server_side_parameters, url)
-            for package in credentials.py_packages:
-                session.addArtifacts(str(package_zip(package)), pyfile=True)
+            with tempfile.TemporaryDirectory(prefix="dbt-sparksession-") as folder:
+                for package in credentials.py_packages:
+                    archive = package_zip(package, Path(folder))
+                    session.addArtifacts(str(archive), pyfile=True)
             _SESSIONS[url] = session
         return _SESSIONS[url]
 
@@ -115,8 +117,8 @@ def _apply_parameters(session, parameters: dict[str, str], url: str) -> None:
             ) from None
 
 
-def package_zip(package: str) -> Path:
-    """Zip the importable ``package`` (its folder, as installed here) for ``addArtifacts``.
+def package_zip(package: str, folder: Path) -> Path:
+    """Zip the importable ``package`` (its folder, as installed here) into ``folder``.
 
     Raises
     ------
@@ -129,10 +131,10 @@ def package_zip(package: str) -> Path:
             f"py_packages: {package!r} is not an importable package of this Python "
             "(the connect target ships each one to the server's Python workers)"
         )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    archive = Path(tempfile.mkdtemp(prefix="dbt-sparksession-")) / f"{package}.zip"
+    source = Path(next(iter(spec.submodule_search_locations)))
+    archive = folder / f"{package}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
-        for path in sorted(folder.rglob("*")):
+        for path in sorted(source.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
-                zipped.write(path, path.relative_to(folder.parent))
+                zipped.write(path, path.relative_to(source.parent))
     return archive
