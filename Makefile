@@ -2,7 +2,8 @@
 #   make demo   train two ALS retrains and stabilize them with dbt build
 #   make test   run the test suite (pytest: math, dbt unit tests, integration)
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
-# of the published versions), make docs (dbt docs generate + serve).
+# of the published versions), make docs (dbt docs generate + serve), make backfill (a history
+# of retrains: make backfill ARGS="--users db.user_emb --items db.item_emb --partition-column ds").
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup browser demo test evaluate report docs dist clean
+.PHONY: setup browser demo test evaluate report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -37,6 +38,10 @@ evaluate: setup
 
 report: setup
 	$(DEMO_ENV) $(BIN)/python scripts/report.py
+
+# stabilize a history of retrains in order, in one process; ARGS: see scripts/backfill.py --help
+backfill: setup
+	$(BIN)/python scripts/backfill.py $(ARGS)
 
 # the project's docs with lineage, on the demo's tables: http://localhost:8080
 docs: setup

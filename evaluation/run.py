@@ -373,10 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             "invariants": invariants(versions, raw, published),
             "ablations": ablation_chains(versions, raw, published),
         }
-        runs, spectra = report_frames([])
         report = OUT_DIR / f"report_{name}.html"
         report.write_text(
-            render_report(runs, spectra, f"Evaluation: ALS retrains ({name})"), encoding="utf-8"
+            render_report(**report_frames([]), title=f"Evaluation: ALS retrains ({name})"),
+            encoding="utf-8",
         )
     print(write_results(results))
     print(f"wrote {OUT_DIR / 'results.md'} and the reports {OUT_DIR}/report_*.html")

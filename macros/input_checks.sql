@@ -14,23 +14,77 @@
     {{- return(label) -}}
 {% endmacro %}
 
-{# {column name (lower case): Spark SQL type} of any relation, including parquet.`/path`. #}
-{% macro relation_column_types(relation) %}
+{#
+    The predicate that selects this retrain's rows of an input, e.g.
+    ds = '2026-11-22' on a table partitioned by ds: var `<input_var>_filter`,
+    else var `embeddings_filter` (both inputs); none when neither is set.
+    Returned with the name of the var that set it, for messages.
+#}
+{% macro input_filter(input_var) %}
+    {%- for filter_var in [input_var ~ '_filter', 'embeddings_filter'] -%}
+        {%- set predicate = var(filter_var, '') | string | trim -%}
+        {%- if predicate not in ('', 'None') -%}
+            {{- return({'predicate': predicate, 'var': filter_var}) -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(none) -}}
+{% endmacro %}
+
+{# `filter ds = '2026-11-22' (var embeddings_filter)`, or '' when the input is not filtered. #}
+{% macro filter_label(input_var) %}
+    {%- set filter = input_filter(input_var) -%}
+    {{- return("" if filter is none else "filter " ~ filter.predicate ~ " (var " ~ filter.var ~ ")") -}}
+{% endmacro %}
+
+{# The rows of an input this run reads: the relation, filtered when a filter var is set. #}
+{% macro filtered_input(relation, input_var) %}
+    {%- set filter = input_filter(input_var) -%}
+    {%- if filter is none -%}
+        {{- return("select * from " ~ relation) -}}
+    {%- endif -%}
+    {{- return("select * from " ~ relation ~ "\nwhere (" ~ filter.predicate ~ ")") -}}
+{% endmacro %}
+
+{#
+    {column name (lower case): Spark SQL type} of a query's result, found by
+    Spark's analysis (`describe query`) without running it. A query Spark
+    cannot analyse (a missing relation or column, a filter that does not
+    parse) is an error that starts with `described_as`.
+#}
+{% macro query_column_types(query, described_as) %}
+    {{- return(adapter.dispatch('query_column_types')(query, described_as)) -}}
+{% endmacro %}
+
+{% macro default__query_column_types(query, described_as) %}
     {%- set types = {} -%}
-    {%- for row in run_query("describe query select * from " ~ relation).rows -%}
+    {%- for row in run_query("describe query " ~ query).rows -%}
         {%- do types.update({row[0] | lower: row[1] | lower}) -%}
     {%- endfor -%}
     {{- return(types) -}}
 {% endmacro %}
 
+{# The sparksession adapter names the input and gives Spark's reason on one line. #}
+{% macro sparksession__query_column_types(query, described_as) %}
+    {{- return(adapter.query_column_types(query, described_as)) -}}
+{% endmacro %}
+
+{# {column name (lower case): Spark SQL type} of any relation, including parquet.`/path`. #}
+{% macro relation_column_types(relation) %}
+    {{- return(query_column_types("select * from " ~ relation, relation | string)) -}}
+{% endmacro %}
+
 {#
-    The input named by var `input_var` has the id and embedding columns (vars
-    `id_column`, `embedding_column`) with usable types: an integer or string
-    id, an array<float> or array<double> embedding.
+    The input named by var `input_var` can be read (with its filter, if any)
+    and has the id and embedding columns (vars `id_column`,
+    `embedding_column`) with usable types: an integer or string id, an
+    array<float> or array<double> embedding.
 #}
 {% macro check_input_columns(relation, input_var) %}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
-    {%- set types = relation_column_types(relation) -%}
+    {%- set filter = filter_label(input_var) -%}
+    {%- set types = query_column_types(
+        filtered_input(relation, input_var),
+        input_label(input_var) ~ (" with " ~ filter if filter else "") ~ " cannot be read") -%}
     {%- set expected = {
         'id_column': ('tinyint', 'smallint', 'int', 'bigint', 'string'),
         'embedding_column': ('array<float>', 'array<double>'),

@@ -1,9 +1,11 @@
-"""A self-contained HTML report of the published versions, with charts.
+"""A self-contained HTML report of the published versions, read at a glance.
 
-``render_report`` takes the rows of ``stabilization_runs`` and the singular
-values of ``stabilization_transforms`` (as pandas frames) and returns one HTML
-page: the charts are PNG images embedded as data URIs, so the file can be
-mailed, attached to a ticket or opened offline. matplotlib is needed only here.
+``render_report`` takes the rows of ``stabilization_runs``, the singular values
+of ``stabilization_transforms`` and the drift alerts raised (as pandas frames)
+and returns one HTML page: a headline for the latest version, three charts and
+the runs table. The charts are PNG images embedded as data URIs, so the file
+can be mailed, attached to a ticket or opened offline. matplotlib is needed
+only here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 
 import numpy as np
 import pandas as pd
@@ -18,34 +21,61 @@ import pandas as pd
 #: chart id → caption; each chart is an <img> inside <figure id=...>
 CHARTS = {
     "chart-similarity": (
-        "Same-id cosine similarity to the published base version: the new retrain's raw "
-        "embeddings (dotted) and its stabilized ones (solid)"
+        "Same-id cosine similarity to the published base version, users (left) and items "
+        "(right): the new retrain's raw embeddings (dotted) and its stabilized ones (solid)"
     ),
-    "chart-spectrum": "Singular values of the score matrix W·Tᵀ per version",
-    "chart-dot-product-error": "Max relative dot-product error per version (sampled pairs)",
+    "chart-dot-product-error": (
+        "Max relative dot-product error per version (sampled pairs), log scale, "
+        "against the audit's tolerance"
+    ),
+    "chart-spectrum": (
+        "Singular values of the score matrix W·Tᵀ per version (older versions lighter, "
+        "the latest in black)"
+    ),
 }
 
-_RUN_COLUMNS = (
-    "embedding_version",
-    "base_version",
-    "align_on",
-    "users",
-    "items",
-    "aligned_ids",
-    "dimension",
-    "rank",
-    "condition_number",
-    "procrustes_residual",
-    "max_dot_product_error",
-    "user_cosine_raw",
-    "user_cosine_stabilized",
-    "item_cosine_raw",
-    "item_cosine_stabilized",
-)
+#: the runs table: column of stabilization_runs → heading (newest version first)
+TABLE_COLUMNS = {
+    "embedding_version": "version",
+    "base_version": "base",
+    "users": "users",
+    "items": "items",
+    "aligned_ids": "aligned",
+    "rank": "rank",
+    "user_cosine": "user cos raw → stab.",
+    "item_cosine": "item cos raw → stab.",
+    "procrustes_residual": "residual",
+    "max_dot_product_error": "max dot err",
+    "alerts": "drift alerts",
+}
+
+#: most version labels written under a chart's x axis (the rest are ticks only)
+MAX_LABELS = 12
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1180px;padding:0 1em;color:#222}
+h1{margin-bottom:.2em}.sub{color:#555;margin-top:0}
+#headline{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}
+.card{flex:1 1 14em;border:1px solid #ddd;border-radius:6px;padding:.6em .9em}
+.card h3{margin:0 0 .3em;font-size:.8em;text-transform:uppercase;color:#666;letter-spacing:.04em}
+.big{font-size:1.5em;font-weight:600}.muted{color:#666;font-size:.9em}
+.ok{border-left:5px solid #2a9d48}.alert{border-left:5px solid #d1495b}
+.alert ul{margin:.2em 0 0;padding-left:1.1em;font-size:.9em}
+figure{margin:1.2em 0}img{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}
+table{border-collapse:collapse;font-size:.8em;width:100%}
+td,th{padding:.25em .45em;border-bottom:1px solid #e3e3e3;text-align:right;white-space:nowrap}
+th{position:sticky;top:0;background:#f6f6f6}
+td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}
+td:last-child{white-space:normal;text-align:left;color:#b0303f}
+""".strip()
 
 
 def render_report(
-    runs: pd.DataFrame, spectra: pd.DataFrame, title: str = "Embedding stabilization"
+    runs: pd.DataFrame,
+    spectra: pd.DataFrame,
+    title: str = "Embedding stabilization",
+    alerts: pd.DataFrame | None = None,
+    tolerance: float | None = None,
 ) -> str:
     """Return the report as one HTML page.
 
@@ -56,6 +86,12 @@ def render_report(
     spectra : DataFrame
         ``embedding_version`` and ``singular_values`` (a list per version), e.g.
         the ``items`` rows of ``stabilization_transforms``.
+    alerts : DataFrame, optional
+        Drift alerts raised (macro ``drift_alerts``): ``embedding_version``,
+        ``alert``, ``message``. None: not checked.
+    tolerance : float, optional
+        The dot-product audit's tolerance (var ``dot_product_tolerance``),
+        drawn on the error chart and compared with in the headline.
     """
     if runs.empty:
         raise ValueError("stabilization_runs has no rows: no version has been published yet")
@@ -64,13 +100,14 @@ def render_report(
     spectra = spectra.set_index("embedding_version")["singular_values"]
     figures = {
         "chart-similarity": _similarity_chart(runs, versions),
+        "chart-dot-product-error": _error_chart(runs, versions, tolerance),
         "chart-spectrum": _spectrum_chart(spectra, versions),
-        "chart-dot-product-error": _error_chart(runs, versions),
     }
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(versions)} published versions, "
-        + f"{html.escape(versions[0])} to {html.escape(versions[-1])}.</p>",
+        f'<p class="sub">{len(versions)} published versions, '
+        f"{html.escape(versions[0])} to {html.escape(versions[-1])}.</p>",
+        _headline(runs.iloc[-1], alerts, tolerance),
     ]
     for chart_id, png in figures.items():
         caption = html.escape(CHARTS[chart_id])
@@ -79,34 +116,98 @@ def render_report(
             f'<figure id="{chart_id}"><img alt="{caption}" src="data:image/png;base64,{encoded}">'
             f"<figcaption>{caption}</figcaption></figure>"
         )
-    table = runs[[c for c in _RUN_COLUMNS if c in runs.columns]]
-    table = table.map(
-        lambda value: (
-            "–" if pd.isna(value) else f"{value:.4g}" if isinstance(value, float) else value
-        )
-    )
-    body.append("<h2>stabilization_runs</h2>")
-    body.append(table.to_html(index=False, border=0))
-    style = (
-        "body{font-family:sans-serif;margin:2em;max-width:70em}figure{margin:1em 0}"
-        "img{max-width:100%}table{border-collapse:collapse;font-size:.85em}"
-        "td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:right}"
-    )
+    body.append("<h2>stabilization_runs, newest first</h2>")
+    body.append(_runs_table(runs, alerts))
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{style}</style></head>\n<body>\n"
+        f'<meta name="viewport" content="width=device-width">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
     )
 
 
-def _figure():
+def _number(value, digits: int = 3) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _headline(latest: pd.Series, alerts: pd.DataFrame | None, tolerance: float | None) -> str:
+    """Cards for the latest version: cosines per side, dot-product error, aligned ids, alerts."""
+    version = html.escape(str(latest["embedding_version"]))
+    base = latest.get("base_version")
+    base_text = "first version (nothing to align to)" if pd.isna(base) else f"aligned to {html.escape(str(base))}"
+    cards = [
+        f'<div class="card"><h3>latest version</h3><div class="big">{version}</div>'
+        f'<div class="muted">{base_text}, on {html.escape(str(latest.get("align_on", "")))}</div></div>'
+    ]
+    for side in ("user", "item"):
+        raw, stabilized = latest.get(f"{side}_cosine_raw"), latest.get(f"{side}_cosine_stabilized")
+        cards.append(
+            f'<div class="card"><h3>{side}s: cosine to base</h3>'
+            f'<div class="big">{_number(stabilized)}</div>'
+            f'<div class="muted">stabilized; raw {_number(raw)}</div></div>'
+        )
+    error = latest.get("max_dot_product_error")
+    within = tolerance is None or (not pd.isna(error) and error <= tolerance)
+    tolerance_text = "" if tolerance is None else f" of tolerance {tolerance:.0e}"
+    ratio = "" if tolerance is None or pd.isna(error) else f" ({error / tolerance:.1e}{tolerance_text})"
+    cards.append(
+        f'<div class="card {"ok" if within else "alert"}"><h3>max dot-product error</h3>'
+        f'<div class="big">{"–" if pd.isna(error) else f"{error:.2e}"}</div>'
+        f'<div class="muted">relative to ‖w‖·‖t‖{ratio}</div></div>'
+    )
+    aligned = latest.get("aligned_ids")
+    cards.append(
+        f'<div class="card"><h3>aligned ids</h3><div class="big">'
+        f'{"–" if pd.isna(aligned) else f"{int(aligned):,}"}</div>'
+        f'<div class="muted">{int(latest["users"]):,} users, {int(latest["items"]):,} items</div></div>'
+    )
+    if alerts is None:
+        cards.append('<div class="card"><h3>drift alerts</h3><div class="big">not checked</div></div>')
+    else:
+        raised = alerts[alerts["embedding_version"].astype(str) == str(latest["embedding_version"])]
+        if raised.empty:
+            cards.append('<div class="card ok"><h3>drift alerts</h3><div class="big">none</div></div>')
+        else:
+            items = "".join(f"<li>{html.escape(str(m))}</li>" for m in raised["message"])
+            cards.append(
+                f'<div class="card alert"><h3>drift alerts</h3>'
+                f'<div class="big">{len(raised)} raised</div><ul>{items}</ul></div>'
+            )
+    return '<section id="headline">' + "".join(cards) + "</section>"
+
+
+def _runs_table(runs: pd.DataFrame, alerts: pd.DataFrame | None) -> str:
+    table = runs.iloc[::-1].copy()
+    for side in ("user", "item"):
+        table[f"{side}_cosine"] = [
+            "–" if pd.isna(stabilized) else f"{_number(raw)} → {_number(stabilized)}"
+            for raw, stabilized in zip(table[f"{side}_cosine_raw"], table[f"{side}_cosine_stabilized"])
+        ]
+    raised = {} if alerts is None else alerts.groupby("embedding_version")["alert"].agg(", ".join)
+    table["alerts"] = table["embedding_version"].map(lambda version: raised.get(version, ""))
+    table = table[[column for column in TABLE_COLUMNS if column in table.columns]]
+    formats = {
+        "procrustes_residual": lambda value: _number(value),
+        "max_dot_product_error": lambda value: "–" if pd.isna(value) else f"{value:.1e}",
+        "aligned_ids": lambda value: "–" if pd.isna(value) else f"{int(value):,}",
+        "users": lambda value: f"{int(value):,}",
+        "items": lambda value: f"{int(value):,}",
+        "base_version": lambda value: "–" if pd.isna(value) else str(value),
+    }
+    for column, format_value in formats.items():
+        if column in table.columns:
+            table[column] = table[column].map(format_value)
+    return table.rename(columns=TABLE_COLUMNS).to_html(index=False, border=0, escape=True)
+
+
+def _figure(columns: int = 1):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    return plt.subplots(figsize=(8, 3.6), dpi=100)
+    return plt.subplots(1, columns, figsize=(11, 3.8), dpi=100, sharey=columns > 1, squeeze=False)
 
 
 def _png(figure) -> bytes:
@@ -119,36 +220,75 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _similarity_chart(runs: pd.DataFrame, versions: list[str]) -> bytes:
-    figure, axes = _figure()
+def _version_axis(axes, versions: list[str]) -> None:
+    """Versions in publication order on the x axis, at most MAX_LABELS of them labelled."""
     positions = np.arange(len(versions))
-    for side, colour in (("user", "tab:blue"), ("item", "tab:orange")):
+    step = max(1, math.ceil(len(versions) / MAX_LABELS))
+    labelled = positions[::-1][::step][::-1]  # always label the latest version
+    axes.set_xticks(positions, minor=True)
+    axes.set_xticks(labelled)
+    axes.set_xticklabels([versions[i] for i in labelled], rotation=30, ha="right", fontsize="small")
+    axes.set_xlim(-0.6, len(versions) - 0.4)
+
+
+def _similarity_chart(runs: pd.DataFrame, versions: list[str]) -> bytes:
+    figure, panels = _figure(columns=2)
+    positions = np.arange(len(versions))
+    marker_size = 5 if len(versions) <= 20 else 2.5
+    for axes, side, colour in zip(panels[0], ("user", "item"), ("tab:blue", "tab:orange")):
         for kind, style in (("raw", ":"), ("stabilized", "-")):
             values = pd.to_numeric(runs[f"{side}_cosine_{kind}"], errors="coerce").to_numpy(float)
-            axes.plot(positions, values, style, marker="o", color=colour, label=f"{side}s, {kind}")
-    axes.set(xticks=positions, ylabel="mean cosine to base", ylim=(-1.05, 1.05))
-    axes.set_xticklabels(versions, rotation=30, ha="right")
-    axes.axhline(0, color="grey", linewidth=0.5)
-    axes.legend(loc="lower right", fontsize="small", ncol=2)
+            axes.plot(
+                positions, values, style, marker="o", markersize=marker_size, color=colour,
+                label=kind,
+            )
+        axes.set(title=f"{side}s", ylim=(-1.05, 1.05))
+        axes.axhline(0, color="grey", linewidth=0.5)
+        axes.grid(axis="y", linewidth=0.3)
+        axes.legend(loc="lower right", fontsize="small")
+        _version_axis(axes, versions)
+    panels[0][0].set_ylabel("mean cosine to base")
+    return _png(figure)
+
+
+def _error_chart(runs: pd.DataFrame, versions: list[str], tolerance: float | None) -> bytes:
+    figure, panels = _figure()
+    axes = panels[0][0]
+    positions = np.arange(len(versions))
+    errors = pd.to_numeric(runs["max_dot_product_error"], errors="coerce").to_numpy(float)
+    axes.plot(positions, np.maximum(errors, 1e-17), "o-", color="tab:green", label="max error")
+    if tolerance is not None:
+        axes.axhline(tolerance, color="tab:red", linestyle="--", label=f"tolerance {tolerance:.0e}")
+    axes.set(yscale="log", ylabel="max |w'·t' − w·t| / (‖w‖‖t‖)")
+    finite = errors[np.isfinite(errors) & (errors > 0)]
+    if finite.size:
+        # one decade below the smallest error to one above the tolerance (or the largest error)
+        top = max(finite.max(), tolerance or 0)
+        axes.set_ylim(finite.min() / 10, top * 10)
+    axes.grid(axis="y", which="major", linewidth=0.3)
+    axes.legend(loc="upper right", fontsize="small")
+    _version_axis(axes, versions)
     return _png(figure)
 
 
 def _spectrum_chart(spectra: pd.Series, versions: list[str]) -> bytes:
-    figure, axes = _figure()
-    for version in versions:
-        if version in spectra.index:
-            values = np.asarray(spectra[version], dtype=float)
-            axes.plot(np.arange(1, values.size + 1), values, marker=".", label=version)
+    from matplotlib import colormaps
+
+    figure, panels = _figure()
+    axes = panels[0][0]
+    shown = [version for version in versions if version in spectra.index]
+    colours = colormaps["Blues"](np.linspace(0.25, 0.8, max(len(shown) - 1, 1)))
+    for number, version in enumerate(shown):
+        values = np.asarray(spectra[version], dtype=float)
+        latest = number == len(shown) - 1
+        axes.plot(
+            np.arange(1, values.size + 1), values,
+            marker="." if latest else None,
+            color="black" if latest else colours[number],
+            linewidth=2 if latest else 1,
+            label=f"{version} (latest)" if latest else (version if number == 0 else None),
+            zorder=3 if latest else 2,
+        )
     axes.set(yscale="log", xlabel="k", ylabel="σ_k")
-    axes.legend(fontsize="small", ncol=2)
-    return _png(figure)
-
-
-def _error_chart(runs: pd.DataFrame, versions: list[str]) -> bytes:
-    figure, axes = _figure()
-    positions = np.arange(len(versions))
-    errors = pd.to_numeric(runs["max_dot_product_error"], errors="coerce").to_numpy(float)
-    axes.bar(positions, np.maximum(errors, 1e-17), color="tab:green")
-    axes.set(xticks=positions, yscale="log", ylabel="max |w'·t' − w·t| / (‖w‖‖t‖)")
-    axes.set_xticklabels(versions, rotation=30, ha="right")
+    axes.legend(fontsize="small")
     return _png(figure)

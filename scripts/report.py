@@ -3,9 +3,10 @@
     make report                       (or: .venv/bin/python scripts/report.py)
     .venv/bin/python scripts/report.py --output report.html --target cluster
 
-Reads `stabilization_runs` and the singular values in `stabilization_transforms`
-through dbt (`dbt show`, so the profile and target are the ones `dbt build`
-used) and writes one self-contained HTML page with charts.
+Reads `stabilization_runs`, the singular values in `stabilization_transforms`
+and the drift alerts (macro `drift_alerts`, with the project's thresholds)
+through dbt (`dbt show`, so the profile, target and vars are the ones
+`dbt build` used) and writes one self-contained HTML page with charts.
 """
 
 from __future__ import annotations
@@ -19,53 +20,33 @@ import pandas as pd
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+
+from dbt_show import dbt_show
 
 from python_udfs.report import render_report
 
-RUNS_SQL = "select * from {{ ref('stabilization_runs') }}"
+RUNS_SQL = (
+    "select *, {{ var('dot_product_tolerance') }} as dot_product_tolerance"
+    " from {{ ref('stabilization_runs') }}"
+)
 SPECTRA_SQL = (
     "select embedding_version, to_json(singular_values) as singular_values"
     " from {{ ref('stabilization_transforms') }} where side = 'items'"
 )
+ALERTS_SQL = "{{ drift_alerts(ref('stabilization_runs')) }}"
 
 
-def dbt_show(sql: str, dbt_args: list[str]) -> pd.DataFrame:
-    """All rows of an inline query, run by `dbt show` on the project's target."""
-    from dbt.cli.main import dbtRunner
-
-    result = dbtRunner().invoke(
-        [
-            "show",
-            "--inline",
-            sql,
-            "--limit",
-            "-1",
-            # the rows are returned, not printed
-            "--log-level",
-            "none",
-            "--project-dir",
-            str(PROJECT_DIR),
-            *dbt_args,
-        ]
-    )
-    if not result.success:
-        results = getattr(result.result, "results", None) or []
-        detail = result.exception or "; ".join(str(r.message) for r in results if r.message)
-        raise SystemExit(f"dbt show failed (is anything published in this target schema?): {detail}")
-    table = result.result.results[0].agate_table
-    frame = pd.DataFrame([list(row) for row in table.rows], columns=list(table.column_names))
-    return frame
-
-
-def report_frames(dbt_args: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of stabilization_runs, and each version's singular values."""
-    runs = dbt_show(RUNS_SQL, dbt_args)
-    for column in runs.columns:  # agate gives Decimals for numbers
-        if runs[column].map(lambda value: hasattr(value, "as_integer_ratio")).any():
-            runs[column] = pd.to_numeric(runs[column], errors="coerce")
-    spectra = dbt_show(SPECTRA_SQL, dbt_args)
+def report_frames(dbt_args: list[str]) -> dict:
+    """render_report's arguments: the rows of stabilization_runs, each version's
+    singular values, the drift alerts raised, and the dot-product tolerance."""
+    hint = " (is anything published in this target schema?)"
+    runs = dbt_show(RUNS_SQL, dbt_args, hint)
+    tolerance = float(runs.pop("dot_product_tolerance").iloc[0]) if len(runs) else None
+    spectra = dbt_show(SPECTRA_SQL, dbt_args, hint)
     spectra["singular_values"] = spectra["singular_values"].map(json.loads)
-    return runs, spectra
+    alerts = dbt_show(ALERTS_SQL, dbt_args, hint)
+    return {"runs": runs, "spectra": spectra, "alerts": alerts, "tolerance": tolerance}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", help="dbt target (default: the profile's)")
     args = parser.parse_args(argv)
     dbt_args = ["--target", args.target] if args.target else []
-    runs, spectra = report_frames(dbt_args)
+    frames = report_frames(dbt_args)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render_report(runs, spectra, args.title), encoding="utf-8")
-    print(f"wrote {args.output} ({len(runs)} versions)")
+    args.output.write_text(render_report(**frames, title=args.title), encoding="utf-8")
+    print(f"wrote {args.output} ({len(frames['runs'])} versions)")
     return 0
 
 

@@ -43,7 +43,9 @@ summary as (
 
 problems as (
 
-    select 'the relation has no rows' as problem from summary where row_count = 0
+    select {{ sql_string('the relation has no rows'
+        ~ (' for ' ~ filter_label(input) if filter_label(input) else '')) }} as problem
+    from summary where row_count = 0
     union all
     select concat(null_rows, ' rows have a null embedding (e.g. id ', null_example, ')')
     from summary where null_rows > 0

@@ -3,7 +3,7 @@
 The fault tests need what the in-process fixtures cannot give: a process that
 can be killed, and runs that compete for one embedded metastore. Steps:
 ``["build", version, users, items, vars]`` and ``["dump", path]`` (every
-published table as JSON). Environment: DBT_SPARK_HOME, DBT_SCHEMA, ...
+published table as JSON, also in a process that built nothing). Environment: DBT_SPARK_HOME, DBT_SCHEMA, ...
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main(steps_file: str) -> int:
             if not run.success:
                 return 1
         elif step[0] == "dump":
+            project.start_spark()
             tables = project.published_tables(drop_columns=("published_at",))
             Path(step[1]).write_text(json.dumps(tables))
     return 0

@@ -100,6 +100,12 @@ class DbtProject:
             log_file.unlink()
         return DbtRun(bool(result.success), output, results)
 
+    def start_spark(self) -> None:
+        """Have dbt start this process's Spark session (Hive metastore in DBT_SPARK_HOME),
+        before anything reads it through ``spark_session()``."""
+        run = self.invoke("show", "--inline", "select 1")
+        assert run.success, run.output
+
     def build(self, version: str, users: str, items: str, **extra_vars) -> DbtRun:
         return self.invoke(*build_arguments(version, users, items, **extra_vars))
 

@@ -10,6 +10,7 @@ from pyspark.errors import AnalysisException
 
 from dbt.adapters.sparksession.connections import SparksessionCredentials
 from dbt.adapters.sparksession.remote import _apply_parameters, _grpc_reason, package_zip
+from dbt.adapters.sparksession.impl import spark_reason
 
 
 def credentials(**fields) -> SparksessionCredentials:
@@ -90,3 +91,23 @@ def test_grpc_reason_reads_status_and_details_from_the_cause():
         wrapped.__context__ = RpcError()
         assert _grpc_reason(wrapped) == "UNAVAILABLE: failed to connect to all addresses"
     assert _grpc_reason(ValueError("first line\nsecond")) == "first line"
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            "Runtime Error\n  [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column `dss` cannot be resolved."
+            " SQLSTATE: 42703; line 3 pos 7;\n'Project [*]\n+- 'Filter ('dss = 1)",
+            "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column `dss` cannot be resolved.",
+        ),
+        (
+            "Database Error\n  [PARSE_SYNTAX_ERROR] Syntax error at or near end of input."
+            " SQLSTATE: 42601 (line 1, pos 50)\n\n== SQL ==\nselect",
+            "[PARSE_SYNTAX_ERROR] Syntax error at or near end of input.",
+        ),
+        ("something else", "something else"),
+    ],
+)
+def test_spark_reason_is_one_line_without_the_plan(message, reason):
+    assert spark_reason(message) == reason

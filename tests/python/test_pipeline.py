@@ -171,17 +171,19 @@ def test_report_from_the_published_tables_renders_in_chromium(module_project, bu
     from python_udfs.report import CHARTS, render_report
 
     os.environ["DBT_SCHEMA"] = module_project.schema
-    runs, spectra = report_frames(["--target-path", str(module_project.target_path)])
-    assert sorted(runs["embedding_version"]) == ["v1", "v2"]
-    assert all(len(values) == 8 for values in spectra["singular_values"])
+    frames = report_frames(["--target-path", str(module_project.target_path)])
+    assert sorted(frames["runs"]["embedding_version"]) == ["v1", "v2"]
+    assert all(len(values) == 8 for values in frames["spectra"]["singular_values"])
+    assert frames["tolerance"] == 1e-5 and frames["alerts"].empty
     report = tmp_path / "report.html"
-    report.write_text(render_report(runs, spectra), encoding="utf-8")
+    report.write_text(render_report(**frames), encoding="utf-8")
     page = browser.new_page()
     page.goto(report.as_uri())
     images = rendered_images(page)
     assert sorted(image["figure"] for image in images) == sorted(CHARTS)
     assert all(image["decoded"] for image in images), images
     assert page.locator("table tbody tr").count() == 2
+    assert "none" in page.locator("#headline").inner_text()  # no drift alert
     page.close()
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dbt.adapters.base import BaseRelation, PythonJobHelper
+from dbt.adapters.base import BaseRelation, PythonJobHelper, available
 from dbt.adapters.spark.impl import SparkAdapter
+from dbt_common.exceptions import DbtRuntimeError
 
 from dbt.adapters.sparksession.connections import SparksessionConnectionManager
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
@@ -31,3 +32,26 @@ class SparksessionAdapter(SparkAdapter):
         """
         relations = super().list_relations_without_caching(schema_relation)
         return [relation for relation in relations if relation.schema]
+
+    @available
+    def query_column_types(self, sql: str, described_as: str) -> dict[str, str]:
+        """{column name, lower case: Spark SQL type} of a query's result, without running it.
+
+        Spark analyses the query (``describe query``): a query it cannot parse
+        or resolve (an unknown relation or column, a bad filter) raises a
+        DbtRuntimeError that starts with ``described_as`` and gives Spark's
+        reason on one line, instead of a database error with the query plan.
+        """
+        try:
+            _, table = self.execute(f"describe query {sql}", fetch=True)
+        except DbtRuntimeError as error:
+            raise DbtRuntimeError(f"{described_as}: {spark_reason(str(error))}") from None
+        return {str(row[0]).lower(): str(row[1]).lower() for row in table.rows}
+
+
+def spark_reason(message: str) -> str:
+    """Spark's reason in an error, on one line: no dbt heading, SQLSTATE, position or plan."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    headings = ("Runtime Error", "Database Error")
+    reason = next((line for line in lines if line and line not in headings), message.strip())
+    return reason.split(" SQLSTATE:", 1)[0].strip()
