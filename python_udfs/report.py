@@ -66,7 +66,7 @@ table{border-collapse:collapse;font-size:.8em;width:100%}
 td,th{padding:.25em .45em;border-bottom:1px solid #e3e3e3;text-align:right;white-space:nowrap}
 th{position:sticky;top:0;background:#f6f6f6}
 td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}
-td:last-child{white-space:normal;text-align:left;color:#b0303f}
+th:last-child{text-align:left}td:last-child{white-space:normal;text-align:left;color:#b0303f}
 """.strip()
 
 
@@ -105,8 +105,10 @@ def render_report(
     }
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="sub">{len(versions)} published versions, '
-        f"{html.escape(versions[0])} to {html.escape(versions[-1])}.</p>",
+        (
+            f'<p class="sub">{len(versions)} published versions, '
+            f"{html.escape(versions[0])} to {html.escape(versions[-1])}.</p>"
+        ),
         _headline(runs.iloc[-1], alerts, tolerance),
     ]
     for chart_id, png in figures.items():
@@ -131,48 +133,69 @@ def _number(value, digits: int = 3) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
+def _card(heading: str, big: str, note: str = "", state: str = "", extra: str = "") -> str:
+    """One headline card (arguments are HTML); ``state``: ok (green edge) or alert (red edge)."""
+    note_html = f'<div class="muted">{note}</div>' if note else ""
+    return (
+        f'<div class="card {state}"><h3>{heading}</h3><div class="big">{big}</div>'
+        f"{note_html}{extra}</div>"
+    )
+
+
 def _headline(latest: pd.Series, alerts: pd.DataFrame | None, tolerance: float | None) -> str:
     """Cards for the latest version: cosines per side, dot-product error, aligned ids, alerts."""
-    version = html.escape(str(latest["embedding_version"]))
     base = latest.get("base_version")
-    base_text = "first version (nothing to align to)" if pd.isna(base) else f"aligned to {html.escape(str(base))}"
+    aligned_to = "first version (nothing to align to)" if pd.isna(base) else f"aligned to {base}"
+    align_on = latest.get("align_on", "")
     cards = [
-        f'<div class="card"><h3>latest version</h3><div class="big">{version}</div>'
-        f'<div class="muted">{base_text}, on {html.escape(str(latest.get("align_on", "")))}</div></div>'
+        _card(
+            "latest version",
+            html.escape(str(latest["embedding_version"])),
+            html.escape(f"{aligned_to}, on {align_on}"),
+        )
     ]
     for side in ("user", "item"):
         raw, stabilized = latest.get(f"{side}_cosine_raw"), latest.get(f"{side}_cosine_stabilized")
         cards.append(
-            f'<div class="card"><h3>{side}s: cosine to base</h3>'
-            f'<div class="big">{_number(stabilized)}</div>'
-            f'<div class="muted">stabilized; raw {_number(raw)}</div></div>'
+            _card(
+                f"{side}s: cosine to base", _number(stabilized), f"stabilized; raw {_number(raw)}"
+            )
         )
+
     error = latest.get("max_dot_product_error")
-    within = tolerance is None or (not pd.isna(error) and error <= tolerance)
-    tolerance_text = "" if tolerance is None else f" of tolerance {tolerance:.0e}"
-    ratio = "" if tolerance is None or pd.isna(error) else f" ({error / tolerance:.1e}{tolerance_text})"
+    note = "relative to ‖w‖·‖t‖"
+    state = ""
+    if tolerance is not None and not pd.isna(error):
+        note += f" ({error / tolerance:.1e} of tolerance {tolerance:.0e})"
+        state = "ok" if error <= tolerance else "alert"
     cards.append(
-        f'<div class="card {"ok" if within else "alert"}"><h3>max dot-product error</h3>'
-        f'<div class="big">{"–" if pd.isna(error) else f"{error:.2e}"}</div>'
-        f'<div class="muted">relative to ‖w‖·‖t‖{ratio}</div></div>'
+        _card("max dot-product error", "–" if pd.isna(error) else f"{error:.2e}", note, state)
     )
+
     aligned = latest.get("aligned_ids")
     cards.append(
-        f'<div class="card"><h3>aligned ids</h3><div class="big">'
-        f'{"–" if pd.isna(aligned) else f"{int(aligned):,}"}</div>'
-        f'<div class="muted">{int(latest["users"]):,} users, {int(latest["items"]):,} items</div></div>'
+        _card(
+            "aligned ids",
+            "–" if pd.isna(aligned) else f"{int(aligned):,}",
+            f"{int(latest['users']):,} users, {int(latest['items']):,} items",
+        )
     )
+
     if alerts is None:
-        cards.append('<div class="card"><h3>drift alerts</h3><div class="big">not checked</div></div>')
+        cards.append(_card("drift alerts", "not checked"))
     else:
         raised = alerts[alerts["embedding_version"].astype(str) == str(latest["embedding_version"])]
         if raised.empty:
-            cards.append('<div class="card ok"><h3>drift alerts</h3><div class="big">none</div></div>')
+            cards.append(_card("drift alerts", "none", state="ok"))
         else:
-            items = "".join(f"<li>{html.escape(str(m))}</li>" for m in raised["message"])
+            listed = "".join(f"<li>{html.escape(str(m))}</li>" for m in raised["message"])
             cards.append(
-                f'<div class="card alert"><h3>drift alerts</h3>'
-                f'<div class="big">{len(raised)} raised</div><ul>{items}</ul></div>'
+                _card(
+                    "drift alerts",
+                    f"{len(raised)} raised",
+                    state="alert",
+                    extra=f"<ul>{listed}</ul>",
+                )
             )
     return '<section id="headline">' + "".join(cards) + "</section>"
 
@@ -182,7 +205,9 @@ def _runs_table(runs: pd.DataFrame, alerts: pd.DataFrame | None) -> str:
     for side in ("user", "item"):
         table[f"{side}_cosine"] = [
             "–" if pd.isna(stabilized) else f"{_number(raw)} → {_number(stabilized)}"
-            for raw, stabilized in zip(table[f"{side}_cosine_raw"], table[f"{side}_cosine_stabilized"])
+            for raw, stabilized in zip(
+                table[f"{side}_cosine_raw"], table[f"{side}_cosine_stabilized"]
+            )
         ]
     raised = {} if alerts is None else alerts.groupby("embedding_version")["alert"].agg(", ".join)
     table["alerts"] = table["embedding_version"].map(lambda version: raised.get(version, ""))
@@ -239,7 +264,12 @@ def _similarity_chart(runs: pd.DataFrame, versions: list[str]) -> bytes:
         for kind, style in (("raw", ":"), ("stabilized", "-")):
             values = pd.to_numeric(runs[f"{side}_cosine_{kind}"], errors="coerce").to_numpy(float)
             axes.plot(
-                positions, values, style, marker="o", markersize=marker_size, color=colour,
+                positions,
+                values,
+                style,
+                marker="o",
+                markersize=marker_size,
+                color=colour,
                 label=kind,
             )
         axes.set(title=f"{side}s", ylim=(-1.05, 1.05))
@@ -282,7 +312,8 @@ def _spectrum_chart(spectra: pd.Series, versions: list[str]) -> bytes:
         values = np.asarray(spectra[version], dtype=float)
         latest = number == len(shown) - 1
         axes.plot(
-            np.arange(1, values.size + 1), values,
+            np.arange(1, values.size + 1),
+            values,
             marker="." if latest else None,
             color="black" if latest else colours[number],
             linewidth=2 if latest else 1,

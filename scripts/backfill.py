@@ -161,7 +161,7 @@ def summary(versions: list[str], dbt_args: list[str]):
 
 
 def format_summary(runs, statuses: dict[str, str]) -> str:
-    runs = runs.assign(run=runs["version"].map(statuses))
+    runs = runs.assign(run=runs["version"].map(statuses), base=runs["base"].fillna("-"))
     formats = {"stabilized cosine": "{:.4f}", "max dot err": "{:.2e}"}
     text = runs.to_string(
         index=False,
@@ -175,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--users", required=True, help="user_embeddings relation ({version} allowed)")
-    parser.add_argument("--items", required=True, help="item_embeddings relation ({version} allowed)")
-    parser.add_argument("--versions", nargs="+", help="versions to build, in this order")
     parser.add_argument(
-        "--partition-column", help="column whose values are the versions (e.g. ds)"
+        "--users", required=True, help="user_embeddings relation ({version} allowed)"
     )
+    parser.add_argument(
+        "--items", required=True, help="item_embeddings relation ({version} allowed)"
+    )
+    parser.add_argument("--versions", nargs="+", help="versions to build, in this order")
+    parser.add_argument("--partition-column", help="column whose values are the versions (e.g. ds)")
     parser.add_argument("--from", dest="start", help="first partition value to build")
     parser.add_argument("--to", dest="end", help="last partition value to build")
     parser.add_argument("--rebuild", action="store_true", help="rebuild published versions too")
@@ -208,26 +210,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     published = set() if args.rebuild else published_versions(dbt_args)
 
-    statuses: dict[str, str] = {}
+    statuses = {version: "published before" for version in plan.versions if version in published}
+    to_build = [version for version in plan.versions if version not in published]
+    if statuses:
+        print(f"{len(statuses)} of {len(plan.versions)} versions published before: skipped")
     started = time.monotonic()
-    with tqdm(plan.versions, unit="version", dynamic_ncols=True) as bar:
-        for position, version in enumerate(bar):
+    # the bar counts the versions to build, so that its rate and ETA are those of builds
+    with tqdm(total=len(to_build), unit="version", dynamic_ncols=True) as bar:
+        for version in to_build:
+            position = plan.versions.index(version)
             bar.set_description(f"{position + 1}/{len(plan.versions)} {version}")
-            if version in published:
-                statuses[version] = "published before"
-                continue
             base = plan.versions[position - 1] if position > 0 else None
             ok, errors = build_version(plan.build_vars(version, base), dbt_args, bar)
             if not ok:
-                bar.close()
-                print(f"\nversion {version} failed; the versions before it stay published.\n"
-                      f"{errors}\n(dbt's full log: logs/dbt.log)", file=sys.stderr)
                 statuses[version] = "failed"
                 break
             statuses[version] = "built"
+            bar.update(1)
+    if "failed" in statuses.values():
+        print(
+            f"version {version} failed; the versions before it stay published.\n"
+            f"{errors}\n(dbt's full log: logs/dbt.log)",
+            file=sys.stderr,
+        )
     built = [version for version, status in statuses.items() if status == "built"]
-    print(f"built {len(built)} of {len(plan.versions)} versions in {time.monotonic() - started:.0f} s")
-    done = [version for version, status in statuses.items() if status != "failed"]
+    print(
+        f"built {len(built)} of {len(plan.versions)} versions in {time.monotonic() - started:.0f} s"
+    )
+    done = [version for version in plan.versions if statuses.get(version, "failed") != "failed"]
     if done:
         print(format_summary(summary(done, dbt_args), statuses))
     return 1 if "failed" in statuses.values() else 0

@@ -16,8 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))

@@ -9,8 +9,8 @@ from dbt_common.exceptions import DbtRuntimeError
 from pyspark.errors import AnalysisException
 
 from dbt.adapters.sparksession.connections import SparksessionCredentials
-from dbt.adapters.sparksession.remote import _apply_parameters, _grpc_reason, package_zip
 from dbt.adapters.sparksession.impl import spark_reason
+from dbt.adapters.sparksession.remote import _apply_parameters, _grpc_reason, package_zip
 
 
 def credentials(**fields) -> SparksessionCredentials:
@@ -97,13 +97,17 @@ def test_grpc_reason_reads_status_and_details_from_the_cause():
     ("message", "reason"),
     [
         (
-            "Runtime Error\n  [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column `dss` cannot be resolved."
-            " SQLSTATE: 42703; line 3 pos 7;\n'Project [*]\n+- 'Filter ('dss = 1)",
+            (
+                "Runtime Error\n  [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column `dss` cannot be"
+                " resolved. SQLSTATE: 42703; line 3 pos 7;\n'Project [*]\n+- 'Filter ('dss = 1)"
+            ),
             "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column `dss` cannot be resolved.",
         ),
         (
-            "Database Error\n  [PARSE_SYNTAX_ERROR] Syntax error at or near end of input."
-            " SQLSTATE: 42601 (line 1, pos 50)\n\n== SQL ==\nselect",
+            (
+                "Database Error\n  [PARSE_SYNTAX_ERROR] Syntax error at or near end of input."
+                " SQLSTATE: 42601 (line 1, pos 50)\n\n== SQL ==\nselect"
+            ),
             "[PARSE_SYNTAX_ERROR] Syntax error at or near end of input.",
         ),
         ("something else", "something else"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,12 +30,14 @@ CHILD = Path(__file__).with_name("child_process.py")
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
-    """8 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
+    """8 retrains as one Parquet table per side, partitioned by ds (ds=… folders).
+
+    Each is the first model in new coordinates (not a chain of retrains: a chain of
+    random maps grows ill-conditioned in float32 and its cosines decay)."""
     root = tmp_path_factory.mktemp("history")
-    retrain = first_retrain(users=60, items=30, dimension=4, seed=0)
+    first = first_retrain(users=60, items=30, dimension=4, seed=0)
     for number, ds in enumerate(PARTITIONS):
-        if number:
-            retrain = next_retrain(retrain, seed=number)
+        retrain = next_retrain(first, seed=number) if number else first
         for side, ids, matrix in (
             ("user_emb", retrain.user_ids, retrain.users),
             ("item_emb", retrain.item_ids, retrain.items),
@@ -47,7 +50,15 @@ def history(tmp_path_factory):
 
 
 def backfill_arguments(history, *more: str) -> list[str]:
-    return ["--users", history["users"], "--items", history["items"], "--partition-column", "ds", *more]
+    return [
+        "--users",
+        history["users"],
+        "--items",
+        history["items"],
+        "--partition-column",
+        "ds",
+        *more,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +66,7 @@ def uninterrupted(module_project, history, tmp_path_factory):
     """The backfill of all 8 partitions in this process (the suite's Spark session)."""
     sys.path.insert(0, str(BACKFILL.parent))
     import backfill
+
     folder = tmp_path_factory.mktemp("backfill_in_process")
     environment = {
         "DBT_SCHEMA": module_project.schema,
@@ -92,8 +104,17 @@ def test_a_failure_stops_the_backfill_and_keeps_what_was_published(
     try:
         # 2026-11-09 is in no partition: the first build fails, nothing more is tried
         code = backfill.main(
-            ["--users", history["users"], "--items", history["items"], "--partition-column", "ds",
-             "--versions", "2026-11-09", "2026-11-10"]
+            [
+                "--users",
+                history["users"],
+                "--items",
+                history["items"],
+                "--partition-column",
+                "ds",
+                "--versions",
+                "2026-11-09",
+                "2026-11-10",
+            ]
         )
     finally:
         os.environ.pop("DBT_TARGET_PATH")
@@ -101,7 +122,9 @@ def test_a_failure_stops_the_backfill_and_keeps_what_was_published(
     assert code == 1
     errors = capsys.readouterr().err
     assert "version 2026-11-09 failed; the versions before it stay published." in errors
-    assert "the relation has no rows for filter `ds` = '2026-11-09' (var embeddings_filter)" in errors
+    assert (
+        "the relation has no rows for filter `ds` = '2026-11-09' (var embeddings_filter)" in errors
+    )
     assert "2026-11-10" not in errors.split("failed;", 1)[1]
     assert module_project.published_tables() == before
 
@@ -124,8 +147,11 @@ def run_backfill(home: Path, arguments: list[str], output: Path) -> subprocess.P
     with open(output, "a") as log:  # a file: a full pipe would block the child
         return subprocess.Popen(
             [sys.executable, str(BACKFILL), *arguments],
-            cwd=PROJECT_DIR, env=child_environment(home), start_new_session=True,
-            stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_DIR,
+            env=child_environment(home),
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -152,20 +178,29 @@ def test_a_killed_backfill_resumes_to_the_tables_of_an_uninterrupted_one(
     resumed = run_backfill(home, backfill_arguments(history), output)
     assert resumed.wait(timeout=900) == 0, output.read_text()[-3000:]
     text = output.read_text()
-    assert text.count("published before") >= killed_at, text[-3000:]
+    skipped = re.search(r"(\d) of 8 versions published before: skipped", text)
+    assert skipped and int(skipped.group(1)) >= 3, text[-3000:]
     summary = text.rsplit("versions in", 1)[1]
     for version in PARTITIONS:
         assert version in summary
 
     dump = tmp_path / "dump.json"
     spec = tmp_path / "dump_steps.json"
-    spec.write_text(json.dumps(
-        {"steps": [["dump", str(dump)]], "target_path": str(tmp_path / "target"),
-         "data_dir": str(tmp_path)}
-    ))
+    spec.write_text(
+        json.dumps(
+            {
+                "steps": [["dump", str(dump)]],
+                "target_path": str(tmp_path / "target"),
+                "data_dir": str(tmp_path),
+            }
+        )
+    )
     subprocess.run(
-        [sys.executable, str(CHILD), str(spec)], cwd=PROJECT_DIR, env=child_environment(home),
-        check=True, capture_output=True,
+        [sys.executable, str(CHILD), str(spec)],
+        cwd=PROJECT_DIR,
+        env=child_environment(home),
+        check=True,
+        capture_output=True,
     )
     reference = module_project.published_tables(drop_columns=("published_at",))
     assert json.loads(dump.read_text()) == reference

@@ -47,7 +47,7 @@ def build_against_v2(project, version: str, retrain: Retrain):
 def test_a_normal_retrain_raises_no_alert(base):
     run = base["normal_run"]
     assert alerts_raised(run) == set()
-    assert "drift alert" not in run.output
+    assert "drift alert, version v2" not in run.output
 
 
 def test_another_model_moves_the_space_too_far(module_project, base):
@@ -59,11 +59,13 @@ def test_another_model_moves_the_space_too_far(module_project, base):
     assert alerts_raised(run) == {"stabilized_cosine", "procrustes_residual"}
     assert re.search(
         r"drift alert, version v3_unrelated: stabilized cosine to base version v2 is "
-        r"0\.\d{3}, below 0\.8 \(var drift_min_stabilized_cosine\)", run.output
+        r"0\.\d{3}, below 0\.8 \(var drift_min_stabilized_cosine\)",
+        run.output,
     ), run.output[-3000:]
     assert re.search(
         r"drift alert, version v3_unrelated: Procrustes residual relative to base version v2 "
-        r"is \d\.\d{3}, above 0\.6 \(var drift_max_procrustes_residual\)", run.output
+        r"is \d\.\d{3}, above 0\.6 \(var drift_max_procrustes_residual\)",
+        run.output,
     )
 
 
@@ -71,7 +73,9 @@ def test_a_lost_direction_changes_the_rank(module_project, base):
     v2 = base["retrain"]
     users, items = v2.users.copy(), v2.items.copy()
     users[:, -1] = 0  # the score matrix loses a direction: rank 5 of 6
-    run = build_against_v2(module_project, "v4_rank", Retrain(v2.user_ids, users, v2.item_ids, items))
+    run = build_against_v2(
+        module_project, "v4_rank", Retrain(v2.user_ids, users, v2.item_ids, items)
+    )
     assert alerts_raised(run) == {"shape_change"}
     assert (
         "drift alert, version v4_rank: rank 5 and dimension 6 differ from base version v2's "
@@ -94,8 +98,11 @@ def test_churned_ids_leave_too_few_aligned(module_project, base):
 def test_thresholds_and_severity_are_vars(module_project, base):
     # every version checked by `dbt test` without a version; error severity fails it
     run = module_project.invoke(
-        "test", "--select", "stabilization_runs",
-        "--vars", '{drift_alert_severity: error, drift_min_stabilized_cosine: 0.9999}',
+        "test",
+        "--select",
+        "stabilization_runs",
+        "--vars",
+        "{drift_alert_severity: error, drift_min_stabilized_cosine: 0.9999}",
     )
     assert not run.success
     failed = {result.node.name for result in run.results if str(result.status) == "fail"}

@@ -61,8 +61,11 @@ def published(module_project, partitioned):
     run = build(module_project, partitioned, first, embeddings_filter=f"ds = '{first}'")
     assert run.success, run.output
     run = build(
-        module_project, partitioned, second,
-        user_embeddings_filter=f"ds = '{second}'", item_embeddings_filter=f"ds = '{second}'",
+        module_project,
+        partitioned,
+        second,
+        user_embeddings_filter=f"ds = '{second}'",
+        item_embeddings_filter=f"ds = '{second}'",
     )
     assert run.success, run.output
     return module_project.published_tables()
@@ -94,8 +97,11 @@ def test_the_filter_prunes_partitions_in_the_scan(module_project, published):
 
 def test_a_filter_that_selects_no_rows_stops_the_run(module_project, partitioned, published):
     run = build(
-        module_project, partitioned, PARTITIONS[2],
-        user_embeddings_filter="ds = '2031-01-01'", item_embeddings_filter=f"ds = '{PARTITIONS[2]}'",
+        module_project,
+        partitioned,
+        PARTITIONS[2],
+        user_embeddings_filter="ds = '2031-01-01'",
+        item_embeddings_filter=f"ds = '{PARTITIONS[2]}'",
     )
     assert not run.success
     assert (
@@ -108,8 +114,13 @@ def test_a_filter_that_selects_no_rows_stops_the_run(module_project, partitioned
 @pytest.mark.parametrize(
     ("predicate", "reason"),
     [
-        ("dss = '2026-11-22'", "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function "
-         "parameter with name `dss` cannot be resolved. Did you mean one of the following?"),
+        (
+            "dss = '2026-11-22'",
+            (
+                "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter "
+                "with name `dss` cannot be resolved. Did you mean one of the following?"
+            ),
+        ),
         ("ds =", "[PARSE_SYNTAX_ERROR] Syntax error at or near ')'."),
     ],
 )

@@ -59,7 +59,9 @@ def published_versions(count: int = 4):
         {
             "embedding_version": [latest],
             "alert": ["stabilized_cosine"],
-            "message": [f"drift alert, version {latest}: stabilized cosine to base version x is 0.612"],
+            "message": [
+                f"drift alert, version {latest}: stabilized cosine to base version x is 0.612"
+            ],
         }
     )
     return {"runs": runs, "spectra": spectra, "alerts": alerts, "tolerance": TOLERANCE}

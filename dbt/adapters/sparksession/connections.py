@@ -145,11 +145,15 @@ def spark_session(server_side_parameters: Mapping[str, str]):
 
 
 #: JVM loggers that warn on every query dbt runs: dbt-spark's cursor passes its
-#: options to getOrCreate() each time ("Using an existing Spark session").
+#: options to getOrCreate() each time ("Using an existing Spark session"); Hive's
+#: metastore client on every partition written ("Updating partition stats fast
+#: for: …", "Updated size to …") and on every new Hive session (METASTORE_FILTER_HOOK).
 QUIET_LOGGERS = (
     "org.apache.spark.sql.SparkSession",
     "org.apache.spark.sql.classic.SparkSession",  # Spark 4
     "org.apache.hadoop.hive.conf.HiveConf",
+    "hive.log",
+    "org.apache.hadoop.hive.ql.session.SessionState",
 )
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dbt.adapters.base import BaseRelation, PythonJobHelper, available
+from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.spark.impl import SparkAdapter
 from dbt_common.exceptions import DbtRuntimeError
 
 from dbt.adapters.sparksession.connections import SparksessionConnectionManager
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
+
+
+logger = AdapterLogger("Spark")
 
 
 class SparksessionAdapter(SparkAdapter):
@@ -47,6 +51,47 @@ class SparksessionAdapter(SparkAdapter):
         except DbtRuntimeError as error:
             raise DbtRuntimeError(f"{described_as}: {spark_reason(str(error))}") from None
         return {str(row[0]).lower(): str(row[1]).lower() for row in table.rows}
+
+    @available
+    def remove_orphaned_table_location(self, relation: BaseRelation) -> bool:
+        """Delete files at a managed table's default location that no table owns.
+
+        A process killed while Spark writes a table (``create table … as``,
+        ``saveAsTable``) leaves the data files without the catalog entry, and
+        Spark then refuses to create that table again: ``LOCATION_ALREADY_EXISTS
+        … remove the existing location first``. Files under a managed table's
+        default location that no table of the catalog owns are such leftovers;
+        they are removed (and logged) before the table is created, so a rerun
+        after a kill succeeds. Classic sessions only: a Spark Connect client has
+        no access to the server's file system (returns False).
+        """
+        from py4j.protocol import Py4JError
+
+        session = self.connections.get_thread_connection().handle.session
+        jvm_session = getattr(session, "_jsparkSession", None)
+        if jvm_session is None or not relation.schema or not relation.identifier:
+            return False
+        jvm = session._jvm
+        try:
+            identifier = jvm.org.apache.spark.sql.catalyst.TableIdentifier(
+                relation.identifier, jvm.scala.Option.apply(relation.schema)
+            )
+            catalog = jvm_session.sessionState().catalog()
+            if catalog.tableExists(identifier):
+                return False
+            location = jvm.org.apache.hadoop.fs.Path(catalog.defaultTablePath(identifier))
+            files = location.getFileSystem(jvm_session.sessionState().newHadoopConf())
+            if not files.exists(location):
+                return False
+            files.delete(location, True)
+        except Py4JError as error:  # no such schema, a catalog without default paths, …
+            logger.debug(f"not checked for orphaned files of {relation}: {error}")
+            return False
+        logger.warning(
+            f"removed files at {location.toString()} that no table owns (left by a run "
+            f"killed while writing {relation}) before creating it"
+        )
+        return True
 
 
 def spark_reason(message: str) -> str:
