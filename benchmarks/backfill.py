@@ -22,29 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from python_udfs.arrow import matrix_to_list_column
-from python_udfs.synthetic import first_retrain, next_retrain
-
-
-def write_history(root: Path, versions: list[str], users: int, items: int, dimension: int) -> dict:
-    first = first_retrain(users=users, items=items, dimension=dimension, seed=0)
-    for number, ds in enumerate(versions):
-        retrain = next_retrain(first, seed=number) if number else first
-        for side, ids, matrix in (
-            ("user_emb", retrain.user_ids, retrain.users),
-            ("item_emb", retrain.item_ids, retrain.items),
-        ):
-            folder = root / side / f"ds={ds}"
-            folder.mkdir(parents=True)
-            table = pa.table({"id": pa.array(ids), "embedding": matrix_to_list_column(matrix)})
-            pq.write_table(table, folder / "part-0.parquet")
-    return {"users": f"parquet.`{root / 'user_emb'}`", "items": f"parquet.`{root / 'item_emb'}`"}
+from python_udfs.synthetic import write_history
 
 
 def environment(home: Path) -> dict:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from python_udfs.arrow import matrix_to_list_column
 
-__all__ = ["Retrain", "first_retrain", "next_retrain", "write_parquet"]
+__all__ = ["Retrain", "first_retrain", "next_retrain", "write_history", "write_parquet"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,25 @@ def write_parquet(path: str | Path, ids: np.ndarray, matrix: np.ndarray, rows_pe
     path.mkdir(parents=True, exist_ok=True)
     for number, start in enumerate(range(0, table.num_rows, rows_per_file)):
         pq.write_table(table.slice(start, rows_per_file), path / f"part-{number:05d}.parquet")
+
+
+def write_history(
+    root: str | Path, versions: list[str], users: int, items: int, dimension: int
+) -> dict[str, str]:
+    """Write one retrain per version as Parquet tables partitioned by ``ds`` (``ds=…`` folders).
+
+    Each retrain is the first one in new coordinates (``next_retrain`` of the first,
+    not a chain: a chain of random maps grows ill-conditioned in float32). Returns
+    the relations of the two tables, ``parquet.`…/user_emb``` and ``…/item_emb``.
+    """
+    root = Path(root)
+    first = first_retrain(users=users, items=items, dimension=dimension, seed=0)
+    for number, ds in enumerate(versions):
+        retrain = next_retrain(first, seed=number) if number else first
+        write_parquet(
+            root / "user_emb" / f"ds={ds}" / "part-0.parquet", retrain.user_ids, retrain.users
+        )
+        write_parquet(
+            root / "item_emb" / f"ds={ds}" / "part-0.parquet", retrain.item_ids, retrain.items
+        )
+    return {"users": f"parquet.`{root / 'user_emb'}`", "items": f"parquet.`{root / 'item_emb'}`"}

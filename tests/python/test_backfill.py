@@ -13,13 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from conftest import PROJECT_DIR, wait_until
 
-from python_udfs.arrow import matrix_to_list_column
-from python_udfs.synthetic import first_retrain, next_retrain
+from python_udfs.synthetic import write_history
 
 pytestmark = pytest.mark.integration
 
@@ -30,23 +27,9 @@ CHILD = Path(__file__).with_name("child_process.py")
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
-    """8 retrains as one Parquet table per side, partitioned by ds (ds=… folders).
-
-    Each is the first model in new coordinates (not a chain of retrains: a chain of
-    random maps grows ill-conditioned in float32 and its cosines decay)."""
+    """8 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
     root = tmp_path_factory.mktemp("history")
-    first = first_retrain(users=60, items=30, dimension=4, seed=0)
-    for number, ds in enumerate(PARTITIONS):
-        retrain = next_retrain(first, seed=number) if number else first
-        for side, ids, matrix in (
-            ("user_emb", retrain.user_ids, retrain.users),
-            ("item_emb", retrain.item_ids, retrain.items),
-        ):
-            folder = root / side / f"ds={ds}"
-            folder.mkdir(parents=True)
-            table = pa.table({"id": pa.array(ids), "embedding": matrix_to_list_column(matrix)})
-            pq.write_table(table, folder / "part-0.parquet")
-    return {"users": f"parquet.`{root / 'user_emb'}`", "items": f"parquet.`{root / 'item_emb'}`"}
+    return write_history(root, PARTITIONS, users=60, items=30, dimension=4)
 
 
 def backfill_arguments(history, *more: str) -> list[str]:
@@ -61,6 +44,13 @@ def backfill_arguments(history, *more: str) -> list[str]:
     ]
 
 
+def backfill_in_process(backfill, environment: dict, arguments: list[str]) -> int:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in environment.items():
+            patch.setenv(key, value)
+        return backfill.main(arguments)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(module_project, history, tmp_path_factory):
     """The backfill of all 8 partitions in this process (the suite's Spark session)."""
@@ -73,21 +63,11 @@ def uninterrupted(module_project, history, tmp_path_factory):
         "DBT_TARGET_PATH": str(folder / "target"),
         "DBT_LOG_PATH": str(folder / "logs"),
     }
-    saved = {key: os.environ.get(key) for key in environment}
-    os.environ.update(environment)
-    try:
-        code = backfill.main(backfill_arguments(history))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert code == 0
+    assert backfill_in_process(backfill, environment, backfill_arguments(history)) == 0
     return {"backfill": backfill, "environment": environment}
 
 
-def test_backfill_aligns_each_partition_to_the_one_before(module_project, uninterrupted, capsys):
+def test_backfill_aligns_each_partition_to_the_one_before(module_project, uninterrupted):
     runs = module_project.table("stabilization_runs", order_by="embedding_version")
     assert runs["embedding_version"].tolist() == PARTITIONS
     assert runs["base_version"].tolist() == [None, *PARTITIONS[:-1]]
@@ -99,26 +79,9 @@ def test_a_failure_stops_the_backfill_and_keeps_what_was_published(
     module_project, history, uninterrupted, capsys
 ):
     before = module_project.published_tables()
-    backfill, environment = uninterrupted["backfill"], uninterrupted["environment"]
-    os.environ.update(environment)
-    try:
-        # 2026-11-09 is in no partition: the first build fails, nothing more is tried
-        code = backfill.main(
-            [
-                "--users",
-                history["users"],
-                "--items",
-                history["items"],
-                "--partition-column",
-                "ds",
-                "--versions",
-                "2026-11-09",
-                "2026-11-10",
-            ]
-        )
-    finally:
-        os.environ.pop("DBT_TARGET_PATH")
-        os.environ.pop("DBT_LOG_PATH")
+    # 2026-11-09 is in no partition: the first build fails, nothing more is tried
+    arguments = backfill_arguments(history, "--versions", "2026-11-09", "2026-11-10")
+    code = backfill_in_process(uninterrupted["backfill"], uninterrupted["environment"], arguments)
     assert code == 1
     errors = capsys.readouterr().err
     assert "version 2026-11-09 failed; the versions before it stay published." in errors
