@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -131,6 +132,8 @@ def build_version(variables: dict, dbt_args: list[str], bar) -> tuple[bool, str]
             # dbt's own lines would break the progress bar; they are in logs/dbt.log
             "--log-level",
             "none",
+            "--log-level-file",
+            "debug",
             "--project-dir",
             str(PROJECT_DIR),
             *dbt_args,
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if "failed" in statuses.values():
         print(
             f"version {version} failed; the versions before it stay published.\n"
-            f"{errors}\n(dbt's full log: logs/dbt.log)",
+            f"{errors}\n(dbt's full log: {Path(os.environ.get('DBT_LOG_PATH', 'logs')) / 'dbt.log'})",
             file=sys.stderr,
         )
     built = [version for version, status in statuses.items() if status == "built"]

@@ -1,9 +1,15 @@
 """scripts/backfill.py: a history of retrains, partitions of one table, stabilized
 in order; killed half-way and started again, it ends with the tables of an
-uninterrupted backfill."""
+uninterrupted backfill.
+
+Each backfill runs as a process of its own (as a user runs it: Spark starts in
+it), on its own DBT_SPARK_HOME; the uninterrupted one and the one to be killed
+run side by side.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -14,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, wait_until
+from conftest import PROJECT_DIR, PUBLISHED_TABLES, wait_until
 
 from python_udfs.synthetic import write_history
 
@@ -23,6 +29,7 @@ pytestmark = pytest.mark.integration
 PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 9)]
 BACKFILL = PROJECT_DIR / "scripts" / "backfill.py"
 CHILD = Path(__file__).with_name("child_process.py")
+SCHEMA = "backfill"
 
 
 @pytest.fixture(scope="module")
@@ -44,59 +51,11 @@ def backfill_arguments(history, *more: str) -> list[str]:
     ]
 
 
-def backfill_in_process(backfill, environment: dict, arguments: list[str]) -> int:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in environment.items():
-            patch.setenv(key, value)
-        return backfill.main(arguments)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(module_project, history, tmp_path_factory):
-    """The backfill of all 8 partitions in this process (the suite's Spark session)."""
-    sys.path.insert(0, str(BACKFILL.parent))
-    import backfill
-
-    folder = tmp_path_factory.mktemp("backfill_in_process")
-    environment = {
-        "DBT_SCHEMA": module_project.schema,
-        "DBT_TARGET_PATH": str(folder / "target"),
-        "DBT_LOG_PATH": str(folder / "logs"),
-    }
-    assert backfill_in_process(backfill, environment, backfill_arguments(history)) == 0
-    return {"backfill": backfill, "environment": environment}
-
-
-def test_backfill_aligns_each_partition_to_the_one_before(module_project, uninterrupted):
-    runs = module_project.table("stabilization_runs", order_by="embedding_version")
-    assert runs["embedding_version"].tolist() == PARTITIONS
-    assert runs["base_version"].tolist() == [None, *PARTITIONS[:-1]]
-    assert (runs["max_dot_product_error"] < 1e-5).all()
-    assert (runs["mean_cosine_stabilized"].iloc[1:] > 0.9).all()
-
-
-def test_a_failure_stops_the_backfill_and_keeps_what_was_published(
-    module_project, history, uninterrupted, capsys
-):
-    before = module_project.published_tables()
-    # 2026-11-09 is in no partition: the first build fails, nothing more is tried
-    arguments = backfill_arguments(history, "--versions", "2026-11-09", "2026-11-10")
-    code = backfill_in_process(uninterrupted["backfill"], uninterrupted["environment"], arguments)
-    assert code == 1
-    errors = capsys.readouterr().err
-    assert "version 2026-11-09 failed; the versions before it stay published." in errors
-    assert (
-        "the relation has no rows for filter `ds` = '2026-11-09' (var embeddings_filter)" in errors
-    )
-    assert "2026-11-10" not in errors.split("failed;", 1)[1]
-    assert module_project.published_tables() == before
-
-
 def child_environment(home: Path) -> dict:
     environment = {
         **os.environ,
         "DBT_SPARK_HOME": str(home),
-        "DBT_SCHEMA": "backfill",
+        "DBT_SCHEMA": SCHEMA,
         "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
         "DBT_TARGET_PATH": str(home.parent / "target"),
         "DBT_LOG_PATH": str(home.parent / "logs"),
@@ -119,42 +78,20 @@ def run_backfill(home: Path, arguments: list[str], output: Path) -> subprocess.P
 
 
 def published_partitions(home: Path) -> list[str]:
-    folder = home / "warehouse" / "backfill.db" / "stabilization_runs"
+    folder = home / "warehouse" / f"{SCHEMA}.db" / "stabilization_runs"
     return sorted(p.name for p in folder.glob("embedding_version=*")) if folder.exists() else []
 
 
-def test_a_killed_backfill_resumes_to_the_tables_of_an_uninterrupted_one(
-    module_project, history, uninterrupted, tmp_path
-):
-    home = tmp_path / "spark_home"
-    output = tmp_path / "backfill.out"
-    process = run_backfill(home, backfill_arguments(history), output)
-    try:
-        wait_until(lambda: len(published_partitions(home)) >= 3, 600, "3 versions published")
-        time.sleep(5)  # into the next version's build
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    killed_at = len(published_partitions(home))
-    assert 3 <= killed_at < len(PARTITIONS), output.read_text()[-3000:]
-
-    resumed = run_backfill(home, backfill_arguments(history), output)
-    assert resumed.wait(timeout=900) == 0, output.read_text()[-3000:]
-    text = output.read_text()
-    skipped = re.search(r"(\d) of 8 versions published before: skipped", text)
-    assert skipped and int(skipped.group(1)) >= 3, text[-3000:]
-    summary = text.rsplit("versions in", 1)[1]
-    for version in PARTITIONS:
-        assert version in summary
-
-    dump = tmp_path / "dump.json"
-    spec = tmp_path / "dump_steps.json"
+def dump_tables(home: Path) -> dict:
+    """Every published table of a home, as JSON records (published_at left out)."""
+    dump = home.parent / "dump.json"
+    spec = home.parent / "dump_steps.json"
     spec.write_text(
         json.dumps(
             {
                 "steps": [["dump", str(dump)]],
-                "target_path": str(tmp_path / "target"),
-                "data_dir": str(tmp_path),
+                "target_path": str(home.parent / "target"),
+                "data_dir": str(home.parent),
             }
         )
     )
@@ -165,5 +102,81 @@ def test_a_killed_backfill_resumes_to_the_tables_of_an_uninterrupted_one(
         check=True,
         capture_output=True,
     )
-    reference = module_project.published_tables(drop_columns=("published_at",))
-    assert json.loads(dump.read_text()) == reference
+    return json.loads(dump.read_text())
+
+
+def published_files(home: Path) -> dict[str, str]:
+    """Every file of a home's published tables, and a hash of its bytes."""
+    schema = home / "warehouse" / f"{SCHEMA}.db"
+    return {
+        str(path.relative_to(schema)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for table in PUBLISHED_TABLES
+        for path in sorted((schema / table).rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def backfills(history, tmp_path_factory):
+    """An uninterrupted backfill, and beside it one killed (SIGKILL) after 3 versions
+    and started again; their homes and outputs."""
+    root = tmp_path_factory.mktemp("backfills")
+    clean_home, killed_home = root / "clean" / "home", root / "killed" / "home"
+    clean_output, killed_output = root / "clean.out", root / "killed.out"
+    clean = run_backfill(clean_home, backfill_arguments(history), clean_output)
+    killed = run_backfill(killed_home, backfill_arguments(history), killed_output)
+    try:
+        wait_until(lambda: len(published_partitions(killed_home)) >= 3, 900, "3 versions published")
+        time.sleep(5)  # into the next version's build
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    killed_at = len(published_partitions(killed_home))
+    resumed = run_backfill(killed_home, backfill_arguments(history), killed_output)
+    assert clean.wait(timeout=1200) == 0, clean_output.read_text()[-3000:]
+    assert resumed.wait(timeout=1200) == 0, killed_output.read_text()[-3000:]
+    return {
+        "clean": (clean_home, clean_output.read_text(), dump_tables(clean_home)),
+        "killed": (killed_home, killed_output.read_text(), dump_tables(killed_home)),
+        "killed_at": killed_at,
+    }
+
+
+def test_backfill_aligns_each_partition_to_the_one_before(backfills):
+    home, output, tables = backfills["clean"]
+    runs = tables["stabilization_runs"]
+    assert "Command `cli build` succeeded" in (home.parent / "logs" / "dbt.log").read_text()
+    assert [run["embedding_version"] for run in runs] == PARTITIONS
+    assert [run["base_version"] for run in runs] == [None, *PARTITIONS[:-1]]
+    assert all(run["max_dot_product_error"] < 1e-5 for run in runs)
+    assert all(run["mean_cosine_stabilized"] > 0.9 for run in runs[1:])
+    # the progress bar (version i / N, the node running) and the summary table
+    assert "8/8 2026-11-08" in output and "int_transforms_solved" in output
+    summary = output.rsplit("built 8 of 8 versions in", 1)[1]
+    assert re.search(
+        r"version +base +rows +aligned ids +stabilized cosine +max dot err +run", summary
+    )
+    for version in PARTITIONS:
+        assert re.search(rf"{version} .* built", summary), summary
+
+
+def test_a_killed_backfill_resumes_to_the_tables_of_an_uninterrupted_one(backfills):
+    _, output, tables = backfills["killed"]
+    assert 3 <= backfills["killed_at"] < len(PARTITIONS), output[-3000:]
+    skipped = re.search(r"(\d) of 8 versions published before: skipped", output)
+    assert skipped and int(skipped.group(1)) >= 3, output[-3000:]
+    assert tables == backfills["clean"][2]
+
+
+def test_a_failure_stops_the_backfill_and_keeps_what_was_published(history, backfills, tmp_path):
+    home = backfills["clean"][0]
+    before = published_files(home)
+    output = tmp_path / "failed.out"
+    # 2026-11-09 is in no partition: the first build fails, nothing more is tried
+    arguments = backfill_arguments(history, "--versions", "2026-11-09", "2026-11-10")
+    assert run_backfill(home, arguments, output).wait(timeout=600) == 1
+    text = output.read_text()
+    assert "version 2026-11-09 failed; the versions before it stay published." in text
+    assert "the relation has no rows for filter `ds` = '2026-11-09' (var embeddings_filter)" in text
+    assert "2026-11-10" not in text.split("failed;", 1)[1]
+    assert published_files(home) == before  # byte for byte
