@@ -9,6 +9,7 @@
 {% endtest %}
 
 {% macro default__test_valid_embeddings(model, column_name, input) %}
+{%- set filter = filter_label(input) -%}
 with
 
 rows_checked as (
@@ -44,7 +45,7 @@ summary as (
 problems as (
 
     select {{ sql_string('the relation has no rows'
-        ~ (' for ' ~ filter_label(input) if filter_label(input) else '')) }} as problem
+        ~ (' for ' ~ filter if filter else '')) }} as problem
     from summary where row_count = 0
     union all
     select concat(null_rows, ' rows have a null embedding (e.g. id ', null_example, ')')
