@@ -4,17 +4,29 @@
     is no base version yet (the first version is published as is). Checked
     first: the new ids have the base's id type, and the same dimension unless
     var `allow_dimension_change` is true.
+
+    A side the rotation is fitted on (var `align_on`) joins every shared id.
+    The other side is only measured (cosine to base, residual): it joins a
+    hash sample of about var `alignment_sample_size` ids, the same ids in
+    every version, filtered on both inputs before the join shuffles them.
 #}
-{% macro joined_to_base(new_embeddings, published_embeddings, input_var) %}
+{% macro joined_to_base(new_embeddings, published_embeddings, input_var, side) %}
 {%- set base_version = resolve_base_version() -%}
 {%- if execute and base_version is not none -%}
     {%- do check_matches_base(new_embeddings, published_embeddings, base_version, input_var) -%}
 {%- endif -%}
+{%- set base_rows -%}
+    {{ published_embeddings }} where embedding_version = {{ sql_string(base_version) }}
+{%- endset -%}
+{%- set sampled = side not in aligned_sides() -%}
 with
 
 new_embeddings as (
 
     select id, embedding from {{ new_embeddings }}
+    {%- if sampled and base_version is not none %}
+    where {{ id_sampled('id', base_rows) }}
+    {%- endif %}
 
 ),
 
@@ -24,8 +36,10 @@ base_embeddings as (
     select
         id,
         embedding as base_embedding
-    from {{ published_embeddings }}
-    where embedding_version = {{ sql_string(base_version) }}
+    from {{ base_rows }}
+    {%- if sampled %}
+        and {{ id_sampled('id', base_rows) }}
+    {%- endif %}
 
 ),
 
@@ -79,3 +93,17 @@ select * from joined
             ~ "columns (every score is kept), or align to a base of the same dimension") }}
     {%- endif -%}
 {% endmacro %}
+
+
+{#
+    True for a deterministic sample of ids: those whose hash falls in the
+    lowest alignment_sample_size / n of its range, n the rows of `population`
+    (a relation and its where clause; counted from Parquet footers). About
+    alignment_sample_size ids are kept, the same ids whatever the version;
+    all of them when n is not larger.
+#}
+{% macro id_sampled(id_column, population) %}
+    {%- set buckets = 1000000000 -%}
+    pmod(xxhash64({{ id_column }}), {{ buckets }}) < {{ buckets }} * least(1.0,
+        {{ var('alignment_sample_size') | int }} / (select nullif(count(*), 0) from {{ population }}))
+{%- endmacro %}

@@ -60,8 +60,15 @@ alignment as (
 alignment_by_side as (
 
     select
-        sum(if(side = 'users', aligned_ids, 0)) as aligned_users,
-        sum(if(side = 'items', aligned_ids, 0)) as aligned_items,
+        -- a side not aligned on is measured on a hash sample of its shared ids
+        {%- for side in ('users', 'items') %}
+        {% if side in sides -%}
+        sum(if(side = '{{ side }}', aligned_ids, 0))
+        {%- else -%}
+        cast(null as bigint)
+        {%- endif %} as aligned_{{ side }},
+        sum(if(side = '{{ side }}', aligned_ids, 0)) as measured_{{ side }},
+        {%- endfor %}
         max(if(side = 'users', cosine_raw_sum / nullif(aligned_ids, 0), null))
             as user_cosine_raw,
         max(if(side = 'users', cosine_stabilized_sum / nullif(aligned_ids, 0), null))
@@ -110,6 +117,8 @@ run_summarized as (
         alignment.mean_cosine_stabilized,
         alignment_by_side.aligned_users,
         alignment_by_side.aligned_items,
+        alignment_by_side.measured_users,
+        alignment_by_side.measured_items,
         alignment_by_side.user_cosine_raw,
         alignment_by_side.user_cosine_stabilized,
         alignment_by_side.item_cosine_raw,

@@ -19,6 +19,9 @@ from python_udfs.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 
+USER_SAMPLE = 100
+
+
 @pytest.fixture(scope="module")
 def retrains():
     first = first_retrain(users=400, items=120, dimension=8, seed=0)
@@ -28,9 +31,11 @@ def retrains():
 @pytest.fixture(scope="module")
 def built(module_project, retrains):
     relations = {name: module_project.write_retrain(name, r) for name, r in retrains.items()}
-    for version in ("v1", "v2"):
-        run = module_project.build(version, *relations[version])
-        assert run.success, run.output
+    run = module_project.build("v1", *relations["v1"])
+    assert run.success, run.output
+    # users (not aligned on) measured on a hash sample of about 100 of the 400
+    run = module_project.build("v2", *relations["v2"], alignment_sample_size=USER_SAMPLE)
+    assert run.success, run.output
     return relations
 
 
@@ -89,6 +94,65 @@ def test_new_version_is_close_to_the_previous_one(module_project, built):
     runs = module_project.table("stabilization_runs", "embedding_version = 'v2'")
     assert runs.loc[0, "item_cosine_stabilized"] == pytest.approx(stabilized, abs=1e-5)
     assert runs.loc[0, "item_cosine_raw"] == pytest.approx(raw_cosine, abs=1e-5)
+
+
+def test_the_side_not_aligned_on_is_measured_on_a_hash_sample_of_its_ids(module_project, built):
+    """Users are not aligned on: their cosine to base is measured on the ids whose hash
+    is in the lowest USER_SAMPLE / 400 of its range, in both versions, and equals numpy's
+    on exactly those ids."""
+    from conftest import spark_session
+
+    spark = spark_session()
+    sampled = {
+        row["id"]
+        for row in spark.sql(
+            f"select id from {module_project.schema}.stabilized_user_embeddings "
+            f"where embedding_version = 'v1' "
+            f"and pmod(xxhash64(id), 1000000000) < 1000000000 * ({USER_SAMPLE} / 400)"
+        ).collect()
+    }
+    ids_1, users_1 = module_project.embeddings("stabilized_user_embeddings", "v1")
+    ids_2, users_2 = module_project.embeddings("stabilized_user_embeddings", "v2")
+    raw_ids_2, raw_users_2 = raw(built["v2"][0])
+    common, in_1, in_2 = np.intersect1d(ids_1, ids_2, return_indices=True)
+    measured = np.isin(common, list(sampled))
+    assert 50 < measured.sum() < 150 < len(common)
+
+    runs = module_project.table("stabilization_runs", "embedding_version = 'v2'")
+    assert runs.loc[0, "measured_users"] == measured.sum()
+    assert np.isnan(runs.loc[0, "aligned_users"])  # not counted: that would need the whole join
+    assert runs.loc[0, "measured_items"] == runs.loc[0, "aligned_items"] == runs.loc[0, "aligned_ids"]
+    stabilized = mean_cosine(users_2[in_2][measured], users_1[in_1][measured])
+    raw_cosine = mean_cosine(raw_users_2[np.searchsorted(raw_ids_2, common[measured])],
+                             users_1[in_1][measured])
+    assert runs.loc[0, "user_cosine_stabilized"] == pytest.approx(stabilized, abs=1e-5)
+    assert runs.loc[0, "user_cosine_raw"] == pytest.approx(raw_cosine, abs=1e-5)
+
+
+def test_the_sample_prunes_both_inputs_before_the_join_shuffles_them(module_project, built):
+    """In the physical plan of the sampled join, each input is filtered on the id's hash
+    below the exchange that shuffles it (or the broadcast), not after the join."""
+    from conftest import spark_session
+
+    variables = {"embedding_version": "v2", "alignment_sample_size": USER_SAMPLE,
+                 "user_embeddings": built["v2"][0], "item_embeddings": built["v2"][1]}
+    compiled = module_project.invoke("compile", "--select", "int_users_joined_to_base",
+                                     "--vars", json.dumps(variables))
+    assert compiled.success, compiled.output
+    sql = compiled.results[0].node.compiled_code
+    spark = spark_session()
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")  # shuffled, as at scale
+    try:
+        plan = spark.sql(sql)._jdf.queryExecution().executedPlan().toString().splitlines()
+    finally:
+        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
+    shuffles = [i for i, line in enumerate(plan) if "Exchange hashpartitioning(id" in line]
+    assert len(shuffles) == 2, "\n".join(plan)
+    for start in shuffles:
+        scan = next(i for i in range(start, len(plan)) if "FileScan" in plan[i])
+        below_shuffle = plan[start + 1:scan]
+        assert any("Filter" in line and "xxhash64" in line for line in below_shuffle), \
+            "\n".join(plan)
 
 
 def test_pipeline_matches_a_dense_numpy_reference(module_project, built):
