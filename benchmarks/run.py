@@ -1,18 +1,21 @@
-"""Benchmark: `dbt build` of a version against the single-process floor and the usual recipe.
+"""Benchmark: what a version costs with `dbt build`, against the numpy floor and the usual recipe.
 
-    .venv/bin/python benchmarks/run.py [--users 1000000] [--items 200000] [--dimension 64]
+    .venv/bin/python benchmarks/run.py [--users 1000000,4000000] [--items 200000] [--dimension 64]
 
-Generates two synthetic retrains as Parquet (the second is the first under a
-random invertible map plus noise, with ids churned), then on the same files and
-in one run times:
+Generates synthetic retrains as Parquet (the second is the first under a random
+invertible map plus noise, with 5 % of ids churned) and, in one run, on the
+same files, times whole processes as a scheduler would start them:
 
-1. `dbt build` of version 2 aligned to version 1, with gram_method sql and
-   arrow, and its stages (Gram, transform model, apply/write);
-2. the floor: the same math in one process with pyarrow + numpy;
-3. the usual Spark recipe: Grams via rdd.mapPartitions summing np.outer row by
-   row, transforms applied with a row-at-a-time Python UDF.
+1. fixed cost: `dbt build` of version 2 (aligned to version 1) of 1,000 users ×
+   200 items, next to the usual Spark recipe's script on the same files (Grams
+   via rdd.mapPartitions summing np.outer row by row, the transforms applied
+   with a row-at-a-time Python UDF);
+2. marginal cost: `dbt build` of version 2 at each --users size (two sizes:
+   the slope per million users), and the floor, the same math in one process
+   with pyarrow + numpy, at the same sizes; their slopes and the ratio.
 
-Prints a table with ratios and the driver's peak memory.
+Prints a table, where the time of the largest build goes (dbt's node timings)
+and the peak resident memory of its processes (the dbt/Python driver, the JVM).
 """
 
 from __future__ import annotations
@@ -39,20 +42,12 @@ from python_udfs import stabilizing_transforms
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
 from python_udfs.synthetic import write_parquet
 
-STAGES = {
-    "Gram": ["int_gram_matrices", "int_gram_matrices_arrow"],
-    "transform model": ["int_transforms_solved"],
-    "apply/write": [
-        "int_users_stabilized",
-        "int_items_stabilized",
-        "stabilized_user_embeddings",
-        "stabilized_item_embeddings",
-    ],
-}
+TINY_USERS, TINY_ITEMS = 1_000, 200
 
 
 class PeakMemory:
-    """Samples the peak resident memory (VmHWM) of this process and its children (the JVM)."""
+    """Samples the peak resident memory (VmHWM) of this process's descendants:
+    the dbt process (Python driver) and its JVM."""
 
     def __init__(self):
         self.peaks: dict[str, int] = {}
@@ -64,12 +59,8 @@ class PeakMemory:
             self.sample()
 
     def sample(self):
-        pids = {str(os.getpid()): "python driver"}
-        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
-        if children.exists():
-            for pid in children.read_text().split():
-                pids[pid] = "JVM driver" if "java" in _cmdline(pid) else "child"
-        for pid, name in pids.items():
+        for pid in _descendants(os.getpid()):
+            name = "JVM" if "java" in _cmdline(pid) else "Python driver"
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
@@ -84,6 +75,17 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self.sample()
+
+
+def _descendants(pid: int) -> list[str]:
+    found = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return found
+    for child in children:
+        found += [child, *_descendants(int(child))]
+    return found
 
 
 def _cmdline(pid: str) -> str:
@@ -138,21 +140,33 @@ def relations(data: Path, version: str) -> dict:
     }
 
 
-def dbt_build(runner, schema: str, version: str, data: Path, gram_method: str) -> tuple[float, dict]:
-    os.environ["DBT_SCHEMA"] = schema
+def dbt_build(data: Path, version: str, gram_method: str) -> tuple[float, dict]:
+    """A whole `dbt build` process (Python, dbt, Spark's JVM): wall seconds, node timings."""
     variables = {"embedding_version": version, "gram_method": gram_method, **relations(data, version)}
+    env = {**os.environ, "DBT_SPARK_HOME": str(data / "spark_home"), "DBT_SCHEMA": "bench",
+           "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles")}
+    env.setdefault("SPARK_MASTER", "local[2]")
     target = data / "target"
     start = time.perf_counter()
-    result = runner.invoke(
-        ["build", "--quiet", "--vars", json.dumps(variables), "--target-path", str(target)]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "build", "--quiet", "--vars", json.dumps(variables),
+         "--target-path", str(target), "--log-path", str(data / "logs")],
+        check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
     )
     elapsed = time.perf_counter() - start
-    if not result.success:
-        raise SystemExit(f"dbt build {version} ({gram_method}) failed")
+    if done.returncode != 0:
+        raise SystemExit(f"dbt build {version} of {data} failed:\n{done.stdout}{done.stderr}")
     results = json.loads((target / "run_results.json").read_text())["results"]
-    nodes = {r["unique_id"].rsplit(".", 1)[-1]: r["execution_time"] for r in results}
-    stages = {stage: sum(nodes.get(name, 0.0) for name in names) for stage, names in STAGES.items()}
-    return elapsed, stages
+    return elapsed, {r["unique_id"].split(".", 2)[-1]: r["execution_time"] for r in results}
+
+
+def published_base_items(data: Path) -> Path:
+    """The folder of the published items of version 1 (the base of version 2)."""
+    table = data / "spark_home" / "warehouse" / "bench.db" / "stabilized_item_embeddings"
+    folders = list(table.glob("_staged/v1-*/*"))
+    if len(folders) != 1:
+        raise SystemExit(f"expected one published folder of v1 under {table}, found {folders}")
+    return folders[0]
 
 
 def read_side(path: Path) -> tuple[pa.Array, np.ndarray]:
@@ -168,6 +182,7 @@ def floor(data: Path, base_items: Path, output: Path) -> float:
     user_ids, users = read_side(data / "v2" / "users")
     item_ids, items = read_side(data / "v2" / "items")
     base_ids, base = read_side(base_items)
+    base_ids = base_ids.cast(item_ids.type)
     gram_users, gram_items = users.T @ users, items.T @ items
     # inner join on id: position of each new item id among the base ids (null if absent)
     positions = pc.index_in(item_ids, value_set=base_ids)
@@ -184,12 +199,24 @@ def floor(data: Path, base_items: Path, output: Path) -> float:
     return time.perf_counter() - start
 
 
-def usual_recipe(spark, data: Path, base_items: str, output: Path) -> float:
+def usual_recipe_process(data: Path, base_items: Path, output: Path) -> float:
+    """The usual recipe as a whole process (Python, Spark's JVM): wall seconds."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, __file__, "--usual-recipe", str(data), str(base_items), str(output)],
+        check=True, env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]")},
+    )
+    return time.perf_counter() - start
+
+
+def usual_recipe(data: Path, base_items: str, output: Path) -> None:
     """Grams with rdd.mapPartitions + np.outer per row; a row-at-a-time UDF to apply."""
+    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, FloatType
 
-    start = time.perf_counter()
+    spark = (SparkSession.builder.master(os.environ["SPARK_MASTER"])
+             .config("spark.ui.enabled", "false").getOrCreate())
     users = spark.read.parquet(str(data / "v2" / "users"))
     items = spark.read.parquet(str(data / "v2" / "items"))
     base = spark.read.parquet(base_items).select("id", F.col("embedding").alias("base"))
@@ -222,97 +249,96 @@ def usual_recipe(spark, data: Path, base_items: str, output: Path) -> float:
         df.select("id", apply("embedding").alias("embedding")).write.mode("overwrite").parquet(
             str(output / name)
         )
-    return time.perf_counter() - start
+
+
+def slope_per_million(seconds: dict[int, float]) -> float | None:
+    """Seconds per million users between the smallest and the largest size."""
+    if len(seconds) < 2:
+        return None
+    small, large = min(seconds), max(seconds)
+    return (seconds[large] - seconds[small]) / (large - small) * 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--users", default="1000000,4000000", help="user counts, comma-separated")
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--dimension", type=int, default=64)
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "benchmarks" / "data")
-    parser.add_argument("--methods", default="sql,arrow", help="gram methods to time")
-    parser.add_argument("--skip-references", action="store_true", help="time dbt only")
+    parser.add_argument("--gram-method", default="arrow", choices=["arrow", "sql"])
+    parser.add_argument("--skip-references", action="store_true",
+                        help="time dbt only (no fixed cost, floor or usual recipe)")
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--usual-recipe", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    data = args.data.resolve()
-    if args.generate_only:
-        generate(data, args.users, args.items, args.dimension)
+    if args.usual_recipe:
+        usual_recipe(*args.usual_recipe)
         return
-    print(f"generating {args.users:,} users, {args.items:,} items, e = {args.dimension} ...", flush=True)
-    # in a child process, so the peak memory measured below is the pipeline's own;
-    # and 1,000 users × 200 items, to measure what a build costs whatever the data
-    for folder, users, items in ((data, args.users, args.items), (data / "tiny", 1000, 200)):
+    data = args.data.resolve()
+    sizes = [int(n) for n in args.users.split(",")]
+    if args.generate_only:
+        generate(data, sizes[0], args.items, args.dimension)
+        return
+    folders = {n: data / f"users_{n}" for n in sizes}
+    tiny = data / "tiny"
+    wanted = [] if args.skip_references else [(tiny, TINY_USERS, TINY_ITEMS)]
+    wanted += [(folders[n], n, args.items) for n in sizes]
+    for folder, users, items in wanted:
+        print(f"generating {users:,} users, {items:,} items, e = {args.dimension} ...", flush=True)
+        # in a child process: the peaks measured below are the builds' own
         subprocess.run([sys.executable, __file__, "--generate-only", "--data", str(folder),
                         "--users", str(users), "--items", str(items),
                         "--dimension", str(args.dimension)], check=True)
 
-    os.chdir(PROJECT_DIR)
-    os.environ["DBT_PROFILES_DIR"] = str(PROJECT_DIR / "profiles")
-    home = data / "spark_home"
-    shutil.rmtree(home, ignore_errors=True)
-    os.environ["DBT_SPARK_HOME"] = str(home)
-    os.environ.setdefault("SPARK_MASTER", "local[2]")
-    from dbt.cli.main import dbtRunner
+    rows: list[tuple[str, float]] = []
+    if not args.skip_references:
+        shutil.rmtree(tiny / "spark_home", ignore_errors=True)
+        print("fixed cost: dbt build v1, v2 of 1,000 users; the usual recipe on them ...", flush=True)
+        dbt_build(tiny, "v1", args.gram_method)
+        tiny_build, _ = dbt_build(tiny, "v2", args.gram_method)
+        tiny_recipe = usual_recipe_process(tiny, published_base_items(tiny), tiny / "out_usual")
+        rows += [("fixed cost: dbt build process, 1,000 users", tiny_build),
+                 ("fixed cost: usual recipe process, 1,000 users", tiny_recipe)]
 
-    runner = dbtRunner()
-    timings: dict[str, float] = {}
-    stage_timings: dict[str, dict] = {}
+    builds, floors, nodes = {}, {}, {}
     with PeakMemory() as memory:
-        for method in args.methods.split(","):
-            schema = f"bench_{method}"
-            print(f"dbt build v1 ({method}, the base; not timed) ...", flush=True)
-            dbt_build(runner, schema, "v1", data, method)
-            print(f"dbt build v2 ({method}) ...", flush=True)
-            timings[f"dbt build, gram_method: {method}"], stage_timings[method] = dbt_build(
-                runner, schema, "v2", data, method
-            )
-        dbt_peaks = dict(memory.peaks)
-        method = args.methods.split(",")[-1]
-        print(f"dbt build v1, v2 of 1,000 users ({method}; the fixed cost of a build) ...", flush=True)
-        dbt_build(runner, "bench_tiny", "v1", data / "tiny", method)
-        timings[f"fixed cost: dbt build of 1,000 users ({method})"], _ = dbt_build(
-            runner, "bench_tiny", "v2", data / "tiny", method
-        )
+        for n in sizes:
+            shutil.rmtree(folders[n] / "spark_home", ignore_errors=True)
+            print(f"dbt build v1 of {n:,} users (the base; not timed) ...", flush=True)
+            dbt_build(folders[n], "v1", args.gram_method)
+            print(f"dbt build v2 of {n:,} users ...", flush=True)
+            builds[n], nodes[n] = dbt_build(folders[n], "v2", args.gram_method)
+            rows.append((f"dbt build process, {n:,} users", builds[n]))
+    peaks = dict(memory.peaks)
+    if not args.skip_references:
+        for n in sizes:
+            print(f"floor (pyarrow + numpy) at {n:,} users ...", flush=True)
+            floors[n] = floor(folders[n], published_base_items(folders[n]), folders[n] / "out_floor")
+            rows.append((f"floor: pyarrow + numpy, {n:,} users", floors[n]))
 
-        if not args.skip_references:
-            from pyspark.sql import SparkSession
-
-            spark = SparkSession.builder.getOrCreate()
-            schema = f"bench_{args.methods.split(',')[0]}"
-            base_items = data / "base_items"
-            spark.sql(
-                f"select id, embedding from {schema}.stabilized_item_embeddings "
-                "where embedding_version = 'v1'"
-            ).write.mode("overwrite").parquet(str(base_items))
-            print("floor (pyarrow + numpy, one process) ...", flush=True)
-            timings["floor: pyarrow + numpy"] = floor(data, base_items, data / "out_floor")
-            print("usual recipe (rdd.mapPartitions + np.outer, row UDF) ...", flush=True)
-            timings["usual recipe: RDD outer products + row UDF"] = usual_recipe(
-                spark, data, str(base_items), data / "out_usual"
-            )
-
-    fast = min(v for k, v in timings.items() if k.startswith("dbt build"))
-    print(f"\n{args.users:,} users, {args.items:,} items, e = {args.dimension}, "
-          f"{os.environ['SPARK_MASTER']}, {os.cpu_count()} cores")
-    print(f"{'':48}{'seconds':>10}{'÷ fastest dbt build':>22}")
-    for name, seconds in timings.items():
-        print(f"{name:48}{seconds:>10.1f}{seconds / fast:>22.2f}")
-        method = name.rsplit(": ", 1)[-1]
-        for stage, stage_seconds in stage_timings.get(method, {}).items():
-            print(f"{'  stage: ' + stage:48}{stage_seconds:>10.1f}")
-    if {"sql", "arrow"} <= stage_timings.keys():
-        ratio = stage_timings["sql"]["Gram"] / stage_timings["arrow"]["Gram"]
-        print(f"\nGram stage, sql ÷ arrow: {ratio:.2f}")
-    usual = timings.get("usual recipe: RDD outer products + row UDF")
-    floor_seconds = timings.get("floor: pyarrow + numpy")
-    if usual:
-        print(f"usual recipe ÷ fastest dbt build: {usual / fast:.2f}")
-    if floor_seconds:
-        print(f"fastest dbt build ÷ floor: {fast / floor_seconds:.2f}")
-    print("peak resident memory during the dbt builds: "
-          + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in dbt_peaks.items()))
+    print(f"\n{args.items:,} items, e = {args.dimension}, gram_method {args.gram_method}, "
+          f"{os.environ.get('SPARK_MASTER', 'local[2]')}, {os.cpu_count()} cores, "
+          f"spark.driver.memory {os.environ.get('SPARK_DRIVER_MEMORY', '4g')}")
+    print(f"{'':52}{'seconds':>10}")
+    for name, seconds in rows:
+        print(f"{name:52}{seconds:>10.1f}")
+    if not args.skip_references:
+        print(f"\nfixed cost, dbt build ÷ usual recipe: {tiny_build / tiny_recipe:.2f}")
+    dbt_slope, floor_slope = slope_per_million(builds), slope_per_million(floors)
+    if dbt_slope is not None:
+        print(f"marginal cost per million users: dbt build {dbt_slope:.1f} s", end="")
+        if floor_slope:
+            print(f", floor {floor_slope:.1f} s, ratio {dbt_slope / floor_slope:.2f}")
+        else:
+            print()
+    largest = max(sizes)
+    print(f"\nwhere the time of the {largest:,}-user build goes (dbt node timings, "
+          f"{sum(nodes[largest].values()):.0f} s of node time in {builds[largest]:.0f} s):")
+    for name, seconds in sorted(nodes[largest].items(), key=lambda item: -item[1])[:12]:
+        print(f"  {name[:70]:72}{seconds:>7.1f}")
+    print("peak resident memory of the dbt build processes: "
+          + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in sorted(peaks.items())))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 -- Published only after the audits of this version passed:
 -- depends_on: {{ ref('int_dot_products_sampled') }}
+-- Not run: published_partition publishes the audited files of int_items_stabilized
+-- as this version's partition (this select says what it holds).
 
 with
 
@@ -8,7 +10,7 @@ audited_items as (
     select
         id,
         embedding,
-        embedding_version
+        {{ sql_string(embedding_version()) }} as embedding_version
     from {{ ref('int_items_stabilized') }}
 
 )

@@ -116,15 +116,17 @@ def test_a_run_killed_while_publishing_loses_nothing_and_its_rerun_equals_a_clea
     tmp_path, dbt_project
 ):
     relations = write_inputs(tmp_path / "inputs")
-    # killed while Spark writes the new version into the published user embeddings
+    # killed while Spark writes the new version's rows into their folder of the
+    # published user embeddings (write once: audited there, then published)
     killed_home = tmp_path / "killed" / "home"
-    mart = killed_home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings"
+    warehouse = killed_home / "warehouse" / f"{SCHEMA}.db"
+    mart = warehouse / "stabilized_user_embeddings"
     first_try = Child(killed_home, [build(relations, "v1"), build(relations, "v2")], "first_try")
 
     def kill_while_v2_is_written():
-        wait_for(lambda: "v1" in str(list(mart.glob("embedding_version=*"))), first_try,
-                 what="v1 was published")
-        wait_for(lambda: any(mart.glob(".spark-staging-*")) or any(mart.glob("_temporary")),
+        wait_for(lambda: (warehouse / "stabilization_runs" / "embedding_version=v1").exists(),
+                 first_try, what="v1 was published")
+        wait_for(lambda: any(mart.glob("_staged/v2-*/*/_temporary")),
                  first_try, what="v2 was being written")
         first_try.kill()
 
@@ -153,6 +155,8 @@ def test_a_run_killed_while_publishing_loses_nothing_and_its_rerun_equals_a_clea
     assert code == 0, output
     rerun_tables = json.loads((tmp_path / "rerun.json").read_text())
     assert rerun_tables == clean["v2"]
+    # the killed run's folder is gone: one folder per version, the published one
+    assert len(list(mart.glob("_staged/v2-*/*"))) == 1
     # v1, published before the kill, is exactly what it was
     for name, rows in clean["v1"].items():
         assert [row for row in rerun_tables[name] if row["embedding_version"] == "v1"] == rows
@@ -172,7 +176,7 @@ def test_files_a_killed_table_write_left_behind_do_not_block_the_rerun(dbt_proje
     before = dbt_project.published_tables()
     spark = spark_session()
     orphaned = []
-    for table in ("int_versions_resolved", "int_transforms_solved"):  # a SQL and a Python model
+    for table in ("int_dot_products_sampled", "int_transforms_solved"):  # a SQL and a Python model
         rows = spark.sql(f"describe table extended {dbt_project.schema}.{table}").collect()
         location = Path(urlparse(next(r.data_type for r in rows if r.col_name == "Location")).path)
         kept = location.with_name(f"{table}_files")

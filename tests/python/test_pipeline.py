@@ -20,6 +20,8 @@ from python_udfs.synthetic import first_retrain, next_retrain
 pytestmark = pytest.mark.integration
 
 USER_SAMPLE = 100
+# v2 measures users (not aligned on) on a hash sample of about 100 of its 400
+BUILD_VARS = {"v1": {}, "v2": {"alignment_sample_size": USER_SAMPLE}}
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +33,9 @@ def retrains():
 @pytest.fixture(scope="module")
 def built(module_project, retrains):
     relations = {name: module_project.write_retrain(name, r) for name, r in retrains.items()}
-    run = module_project.build("v1", *relations["v1"])
-    assert run.success, run.output
-    # users (not aligned on) measured on a hash sample of about 100 of the 400
-    run = module_project.build("v2", *relations["v2"], alignment_sample_size=USER_SAMPLE)
-    assert run.success, run.output
+    for version in ("v1", "v2"):
+        run = module_project.build(version, *relations[version], **BUILD_VARS[version])
+        assert run.success, run.output
     return relations
 
 
@@ -204,7 +204,7 @@ def test_apply_transform_macro_stabilizes_a_late_embedding(module_project, built
 def test_rebuilding_a_version_is_identical_and_touches_no_other(module_project, built):
     before = module_project.published_tables()
     for version in ("v2", "v1"):  # v1 after v2: its recorded base (none) is kept
-        run = module_project.build(version, *built[version])
+        run = module_project.build(version, *built[version], **BUILD_VARS[version])
         assert run.success, run.output
     after = module_project.published_tables()
     for name, rows in before.items():
@@ -213,11 +213,11 @@ def test_rebuilding_a_version_is_identical_and_touches_no_other(module_project, 
 
 def test_arrow_and_sql_gram_paths_agree(module_project, built):
     """gram_method: arrow gives the SQL Grams to 1e-9 relative, and the same tables."""
-    run = module_project.build("v2", *built["v2"], gram_method="sql")
+    run = module_project.build("v2", *built["v2"], gram_method="sql", **BUILD_VARS["v2"])
     assert run.success, run.output
     sql_grams = module_project.table("int_gram_matrices", order_by="gram_name, i, j")
     sql_items = module_project.embeddings("stabilized_item_embeddings", "v2")[1]
-    run = module_project.build("v2", *built["v2"], gram_method="arrow")
+    run = module_project.build("v2", *built["v2"], gram_method="arrow", **BUILD_VARS["v2"])
     assert run.success, run.output
     arrow_grams = module_project.table("int_gram_matrices", order_by="gram_name, i, j")
     assert sql_grams[["gram_name", "i", "j"]].equals(arrow_grams[["gram_name", "i", "j"]])

@@ -7,9 +7,9 @@ from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.spark.impl import SparkAdapter
 from dbt_common.exceptions import DbtRuntimeError
 
+from dbt.adapters.sparksession import publication
 from dbt.adapters.sparksession.connections import SparksessionConnectionManager
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
-
 
 logger = AdapterLogger("Spark")
 
@@ -92,6 +92,84 @@ class SparksessionAdapter(SparkAdapter):
             f"killed while writing {relation}) before creating it"
         )
         return True
+
+
+    def _session(self):
+        return self.connections.get_thread_connection().handle.session
+
+    @available
+    def table_exists(self, relation: BaseRelation) -> bool:
+        """Whether the catalog has this table now (dbt's relation cache is not asked:
+        a Python model may have created it during this run)."""
+        return bool(self._session().catalog.tableExists(str(relation)))
+
+    @available
+    def table_location(self, relation: BaseRelation) -> str:
+        """The location of a table, as the catalog records it."""
+        return publication.table_location(self._session(), str(relation))
+
+    @available
+    def partition_location(self, relation: BaseRelation, column: str, value: str) -> str | None:
+        """The location of one partition of a table; None when it has no such partition."""
+        spec = f"{column} = {_sql_string(value)}"
+        session = self._session()
+        if not session.sql(f"show partitions {relation} partition ({spec})").collect():
+            return None
+        rows = session.sql(f"describe table extended {relation} partition ({spec})").collect()
+        return next((row[1] for row in rows if row[0] == "Location"), None)
+
+    @available
+    def remove_unpublished_files(
+        self, relation: BaseRelation, value: str, published: str, replaced: str | None
+    ) -> list[str]:
+        """After publishing ``published`` as a version's partition, remove the files no
+        partition points at any more: ``replaced`` (the partition's former location,
+        on a rebuild) and the version's other staged folders (left by runs killed
+        before they published). Only folders inside the table's own location are
+        removed. Returns what was removed (logged). Classic sessions only: a Spark
+        Connect client cannot reach the server's file system (logs what is left).
+        """
+        from py4j.protocol import Py4JError
+
+        session = self._session()
+        table_location = publication.table_location(session, str(relation))
+        jvm_session = getattr(session, "_jsparkSession", None)
+        if jvm_session is None:
+            if replaced and replaced != published:
+                logger.warning(f"on Spark Connect, the replaced files of {relation} at {replaced} "
+                               "are not removed (the server's file system is out of reach)")
+            return []
+        jvm = session._jvm
+        path = jvm.org.apache.hadoop.fs.Path
+        files = path(table_location).getFileSystem(jvm_session.sessionState().newHadoopConf())
+
+        def qualified(location: str) -> str:
+            return files.makeQualified(path(location)).toString().rstrip("/")
+
+        inside = qualified(table_location) + "/"
+        keep = qualified(published)
+        candidates = []
+        if replaced:
+            candidates.append(qualified(replaced))
+        staged = path(publication.version_folder(table_location, value))
+        try:
+            if files.exists(staged):
+                candidates += [status.getPath().toString() for status in files.listStatus(staged)]
+        except Py4JError as error:
+            logger.debug(f"staged folders of {relation} not listed: {error}")
+        removed = []
+        for location in dict.fromkeys(candidates):
+            if location == keep or not location.startswith(inside):
+                continue
+            if files.delete(path(location), True):
+                removed.append(location)
+        if removed:
+            logger.debug(f"removed files of {relation} no partition points at: {removed}")
+        return removed
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def spark_reason(message: str) -> str:

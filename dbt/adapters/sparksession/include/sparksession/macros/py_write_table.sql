@@ -29,10 +29,27 @@ if not isinstance(df, pyspark.sql.DataFrame):
         "pandas or pandas-on-Spark DataFrame"
     )
 
+{%- if config.get('publish_to') %}
+{%- set published, column, value = published_partition_target(model) %}
+# write once, into a folder of the published table, audited there, published by metadata
+from dbt.adapters.sparksession.publication import stage_for_publication
+
+stage_for_publication(
+    spark,
+    df,
+    audit_table="{{ target_relation }}",
+    published_table="{{ published }}",
+    partition_column="{{ column }}",
+    partition_value={{ value | tojson }},
+    run_id="{{ invocation_id }}",
+    file_format="{{ config.get('file_format', 'parquet') }}",
+)
+{%- else %}
 writer = df.write.mode("overwrite").format("{{ config.get('file_format', 'parquet') }}")
 {%- set partition_by = config.get('partition_by') %}
 {%- if partition_by %}
 writer = writer.partitionBy({{ ([partition_by] if partition_by is string else partition_by) | tojson }})
 {%- endif %}
 writer.option("overwriteSchema", "true").saveAsTable("{{ target_relation }}")
+{%- endif %}
 {%- endmacro -%}

@@ -1,0 +1,125 @@
+"""Write once, publish by metadata: the stabilized rows are written once, into a
+folder of the published table, audited there and published by pointing the
+version's partition at that folder. What a failed audit, a killed run and a
+rebuild leave on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from conftest import spark_session
+
+from python_udfs.synthetic import first_retrain, next_retrain
+
+pytestmark = pytest.mark.integration
+
+EMBEDDINGS = ("stabilized_user_embeddings", "stabilized_item_embeddings")
+
+
+def location(schema: str, table: str, partition: str | None = None) -> Path:
+    spec = f" partition (embedding_version = '{partition}')" if partition else ""
+    rows = spark_session().sql(f"describe table extended {schema}.{table}{spec}").collect()
+    return Path(urlparse(next(r.data_type for r in rows if r.col_name == "Location")).path)
+
+
+def files(schema: str) -> dict[str, str]:
+    """Every file under the published embedding tables: path → sha256 of its bytes."""
+    found = {}
+    for table in EMBEDDINGS:
+        root = location(schema, table)
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                found[f"{table}/{path.relative_to(root)}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def parquet_contents(found: dict[str, str]) -> list[tuple[str, str]]:
+    """(table, sha256) of every Parquet file: what the tables hold, whatever the file names."""
+    return sorted((path.split("/", 1)[0], digest) for path, digest in found.items()
+                  if path.endswith(".parquet"))
+
+
+@pytest.fixture(scope="module")
+def published(module_project):
+    first = first_retrain(users=300, items=80, dimension=6, seed=0)
+    relations = {
+        "v1": module_project.write_retrain("v1", first),
+        "v2": module_project.write_retrain("v2", next_retrain(first, seed=1)),
+    }
+    for version in ("v1", "v2"):
+        run = module_project.build(version, *relations[version])
+        assert run.success, run.output
+    return relations
+
+
+def test_each_version_is_one_folder_of_the_published_table(module_project, published):
+    schema = module_project.schema
+    for table in EMBEDDINGS:
+        root = location(schema, table)
+        for version in ("v1", "v2"):
+            folder = location(schema, table, version)
+            # inside the table, in a folder partition discovery skips
+            assert folder.parent.parent == root / "_staged", folder
+            assert folder.parent.name.startswith(f"{version}-")
+            assert list(folder.glob("*.parquet"))
+        # the audit table is the very same folder: nothing was copied to publish it
+        audit = "int_users_stabilized" if "user" in table else "int_items_stabilized"
+        assert location(schema, audit) == location(schema, table, "v2")
+
+
+def test_a_failed_audit_publishes_nothing_and_a_rebuild_leaves_no_files_behind(
+    module_project, published
+):
+    schema = module_project.schema
+    tables_before = module_project.published_tables()
+    files_before = files(schema)
+
+    # an audit fails (every float32 rounding is above this tolerance): nothing published
+    run = module_project.build("v2", *published["v2"], dot_product_tolerance=1e-15)
+    assert not run.success
+    assert "inner_products_preserved" in run.output
+    assert module_project.published_tables() == tables_before
+    audited_but_refused = location(schema, "int_users_stabilized")
+    assert audited_but_refused != location(schema, "stabilized_user_embeddings", "v2")
+    assert {k: v for k, v in files(schema).items() if k in files_before} == files_before
+
+    # a run killed after writing v2's rows, before publishing them, leaves a folder too
+    killed = audited_but_refused.with_name("killed-run")
+    shutil.copytree(audited_but_refused, killed)
+
+    # rebuilt twice: same tables, same bytes, and no more files than after one build
+    for _ in range(2):
+        run = module_project.build("v2", *published["v2"])
+        assert run.success, run.output
+        assert module_project.published_tables() == tables_before
+        files_after = files(schema)
+        assert parquet_contents(files_after) == parquet_contents(files_before)  # byte for byte
+        assert len(files_after) == len(files_before)
+        assert not audited_but_refused.exists() and not killed.exists()
+        # v1 untouched: the same files at the same paths
+        v1 = {k: v for k, v in files_before.items() if "/_staged/v1-" in k}
+        assert {k: v for k, v in files_after.items() if "/_staged/v1-" in k} == v1
+
+
+def test_a_table_of_an_earlier_release_is_published_into_the_same_way(module_project, published):
+    """Tables written by the old insert_overwrite (a partition in its key=value folder):
+    a rebuild points the partition at the new folder and removes the old one."""
+    schema = module_project.schema
+    spark = spark_session()
+    table = f"{schema}.stabilized_item_embeddings"
+    old_style = location(schema, "stabilized_item_embeddings") / "embedding_version=v2"
+    spark.sql(f"select id, embedding from {table} where embedding_version = 'v2'") \
+        .write.parquet(str(old_style))
+    spark.sql(f"alter table {table} partition (embedding_version = 'v2') "
+              f"set location '{old_style}'")
+    before = module_project.published_tables()
+
+    run = module_project.build("v2", *published["v2"])
+    assert run.success, run.output
+    assert module_project.published_tables() == before
+    assert location(schema, "stabilized_item_embeddings", "v2").parent.parent.name == "_staged"
+    assert not old_style.exists()
