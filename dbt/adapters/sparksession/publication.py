@@ -80,6 +80,6 @@ def stage_for_publication(
             .saveAsTable(published_table)
         )
     location = staged_location(table_location(spark, published_table), partition_value, run_id)
-    dataframe.drop(partition_column).write.format(file_format).mode("errorifexists").save(location)
+    dataframe.drop(partition_column).write.format(file_format).mode("error").save(location)
     spark.sql(f"create table {audit_table} using {file_format} location '{location}'")
     return location
