@@ -242,13 +242,19 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
 def read_published(warehouse: Path, schema: str, name: str, version: str):
     """(ids, float64 matrix) of one published version, read from a warehouse's Parquet files.
 
-    For the tests whose tables were written by another Spark (a cluster, a Connect server).
+    For the tests whose tables were written by another Spark (a cluster, a Connect server),
+    without its metastore: the version's partition is the one folder of its staged copies
+    left after publishing (write once, publish by metadata), or a key=value folder.
     """
     import pyarrow.parquet as pq
 
-    table = pq.read_table(
-        warehouse / f"{schema}.db" / name / f"embedding_version={version}"
-    ).sort_by("id")
+    from dbt.adapters.sparksession.publication import version_folder
+
+    table_folder = warehouse / f"{schema}.db" / name
+    staged = list(Path(version_folder(str(table_folder), version)).glob("*"))
+    folders = staged or [table_folder / f"embedding_version={version}"]
+    assert len(folders) == 1, f"{name} {version}: one published folder expected, found {folders}"
+    table = pq.read_table(folders[0]).sort_by("id")
     matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
     return table.column("id").to_numpy(), matrix.astype(np.float64)
 

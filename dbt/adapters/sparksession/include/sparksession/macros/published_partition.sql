@@ -29,11 +29,15 @@
             this ~ " does not exist: " ~ staged ~ " (publish_to: " ~ this.identifier
             ~ ") creates it when it stages a first version; build it first") }}
     {%- endif -%}
-    {%- set selected = adapter.query_column_types(
-        sql, "the SQL of " ~ this ~ " (published_partition)") -%}
-    {%- set published = {} -%}
+    {#- utf8_binary is the default collation: a table created on Spark Connect names it -#}
+    {%- set selected, published = {}, {} -%}
+    {%- for name, type in adapter.query_column_types(
+            sql, "the SQL of " ~ this ~ " (published_partition)").items() -%}
+        {%- do selected.update({name: type | replace(' collate utf8_binary', '')}) -%}
+    {%- endfor -%}
     {%- for col in adapter.get_columns_in_relation(target_relation) -%}
-        {%- do published.update({col.name | lower: col.data_type | lower}) -%}
+        {%- do published.update({col.name | lower:
+            col.data_type | lower | replace(' collate utf8_binary', '')}) -%}
     {%- endfor -%}
     {%- if selected != published -%}
         {{ exceptions.raise_compiler_error(
