@@ -204,7 +204,8 @@ def usual_recipe_process(data: Path, base_items: Path, output: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, __file__, "--usual-recipe", str(data), str(base_items), str(output)],
-        check=True, env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]")},
+        check=True, env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]"),
+                         "PYSPARK_PYTHON": sys.executable},  # workers with numpy and pyarrow
     )
     return time.perf_counter() - start
 
@@ -219,7 +220,7 @@ def usual_recipe(data: Path, base_items: str, output: Path) -> None:
              .config("spark.ui.enabled", "false").getOrCreate())
     users = spark.read.parquet(str(data / "v2" / "users"))
     items = spark.read.parquet(str(data / "v2" / "items"))
-    base = spark.read.parquet(base_items).select("id", F.col("embedding").alias("base"))
+    base = spark.read.parquet(str(base_items)).select("id", F.col("embedding").alias("base"))
 
     def cross_gram(df, left, right):
         dimension = len(df.select(left).first()[0])
