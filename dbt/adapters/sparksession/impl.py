@@ -109,13 +109,13 @@ class SparksessionAdapter(SparkAdapter):
         return publication.table_location(self._session(), str(relation))
 
     @available
-    def partition_location(self, relation: BaseRelation, column: str, value: str) -> str | None:
-        """The location of one partition of a table; None when it has no such partition."""
-        spec = f"{column} = {_sql_string(value)}"
+    def partition_location(self, relation: BaseRelation, partition: str) -> str | None:
+        """The location of one partition of a table (``partition``: its spec,
+        ``partition (column = 'value')``); None when the table has no such partition."""
         session = self._session()
-        if not session.sql(f"show partitions {relation} partition ({spec})").collect():
+        if not session.sql(f"show partitions {relation} {partition}").collect():
             return None
-        rows = session.sql(f"describe table extended {relation} partition ({spec})").collect()
+        rows = session.sql(f"describe table extended {relation} {partition}").collect()
         return next((row[1] for row in rows if row[0] == "Location"), None)
 
     @available
@@ -166,10 +166,6 @@ class SparksessionAdapter(SparkAdapter):
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")
         return removed
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def spark_reason(message: str) -> str:

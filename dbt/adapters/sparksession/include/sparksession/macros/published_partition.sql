@@ -46,10 +46,10 @@
     {%- endif -%}
 
     {%- set location = adapter.table_location(staged) -%}
-    {%- set replaced = adapter.partition_location(target_relation, column, value) -%}
     {%- set partition -%}
         partition ({{ column }} = {{ "'" ~ (value | replace("\\", "\\\\") | replace("'", "\\'")) ~ "'" }})
     {%- endset -%}
+    {%- set replaced = adapter.partition_location(target_relation, partition) -%}
 
     {% call statement('main') -%}
         {%- if replaced is none -%}
