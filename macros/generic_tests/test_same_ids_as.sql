@@ -1,13 +1,28 @@
 {#
     No id lost, added or duplicated: `model`'s `column_name` holds exactly the
-    ids of `compare_model` (same column name), each once and none null. One
-    pass over both; returns one row per problem with how many ids it affects.
+    ids of `compare_model` (same column name), each once and none null.
+    Returns one row per problem with how many ids it affects.
+
+    Checked first by fingerprint, reading only the two id columns, without a
+    shuffle (as data-diff tools checksum two tables before diffing them): the
+    rows, the non-null ids, and the sums of the low and of the high 32 bits of
+    xxhash64(id), a hash of the multiset of ids. Equal fingerprints mean the
+    same multiset of ids (unless 64 bits of hash sums collide), so each id
+    once, as in `compare_model` (which its valid_ids test checks). Only when
+    they differ are the ids joined, to count each problem.
 #}
 {% test same_ids_as(model, column_name, compare_model) %}
     {{ return(adapter.dispatch('test_same_ids_as')(model, column_name, compare_model)) }}
 {% endtest %}
 
 {% macro default__test_same_ids_as(model, column_name, compare_model) %}
+{%- if execute and run_query(
+    "select (" ~ ids_fingerprint(model, column_name) ~ ") = ("
+    ~ ids_fingerprint(compare_model, column_name) ~ ")").rows[0][0] %}
+-- same fingerprint as {{ compare_model }}: no id lost, added or duplicated
+select cast(null as string) as problem
+where false
+{%- else %}
 with
 
 model_ids as (
@@ -66,4 +81,21 @@ problems as (
 )
 
 select * from problems
+{%- endif %}
 {% endmacro %}
+
+
+{#
+    A query of one struct (rows, non-null ids, sum of the low and sum of the
+    high 32 bits of xxhash64(id)) of a relation: equal for two relations with
+    the same multiset of ids. The sums fit a bigint up to 2^31 rows.
+#}
+{% macro ids_fingerprint(relation, column_name) %}
+    {%- set hash = "xxhash64(" ~ column_name ~ ")" -%}
+    select struct(
+        count(*),
+        count({{ column_name }}),
+        coalesce(sum({{ hash }} & 4294967295), 0),
+        coalesce(sum(shiftrightunsigned({{ hash }}, 32)), 0)
+    ) from {{ relation }}
+{%- endmacro %}
