@@ -39,7 +39,7 @@ def same_ids_as(project, model: str, compare_model: str) -> tuple[list[str], str
         f"{{{{ test_same_ids_as(model='{model}', column_name='id', compare_model='{compare_model}') }}}}",
     )
     assert run.success, run.output
-    shown = [r for r in run.results if r.agate_table is not None][0]
+    shown = next(r for r in run.results if r.agate_table is not None)
     return sorted(row[0] for row in shown.agate_table.rows), shown.node.compiled_code
 
 
