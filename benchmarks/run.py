@@ -12,7 +12,10 @@ same files, times whole processes as a scheduler would start them:
    with a row-at-a-time Python UDF);
 2. marginal cost: `dbt build` of version 2 at each --users size (two sizes:
    the slope per million users), and the floor, the same math in one process
-   with pyarrow + numpy, at the same sizes; their slopes and the ratio.
+   with pyarrow + numpy, at the same sizes; their slopes and the ratio. Also
+   what Spark alone costs to read the inputs once and write them once
+   (Parquet to Parquet, no math, the profile's settings): the least any
+   Spark design of a version can cost.
 
 Prints a table, where the time of the largest build goes (dbt's node timings)
 and the peak resident memory of its processes (the dbt/Python driver, the JVM).
@@ -252,6 +255,31 @@ def usual_recipe(data: Path, base_items: str, output: Path) -> None:
         )
 
 
+def spark_copy_process(data: Path, output: Path) -> float:
+    """Seconds for Spark (started beforehand, not timed) to read a version's inputs and
+    write them again as Parquet, with the `local` profile's settings."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--spark-copy", str(data), str(output)],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]")},
+    )
+    return float(done.stdout.split()[-1])
+
+
+def spark_copy(data: Path, output: Path) -> None:
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master(os.environ["SPARK_MASTER"])
+             .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+             .config("spark.sql.files.maxPartitionBytes", "32m")
+             .config("spark.ui.enabled", "false").getOrCreate())
+    spark.range(1).collect()  # started
+    start = time.perf_counter()
+    for side in ("users", "items"):
+        spark.read.parquet(str(data / "v2" / side)).write.mode("overwrite").parquet(str(output / side))
+    print(f"{time.perf_counter() - start:.3f}")
+
+
 def slope_per_million(seconds: dict[int, float]) -> float | None:
     """Seconds per million users between the smallest and the largest size."""
     if len(seconds) < 2:
@@ -271,7 +299,12 @@ def main() -> None:
                         help="time dbt only (no fixed cost, floor or usual recipe)")
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--usual-recipe", nargs=3, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--spark-copy", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.spark_copy:
+        spark_copy(*args.spark_copy)
+        return
 
     if args.usual_recipe:
         usual_recipe(*args.usual_recipe)
@@ -302,7 +335,7 @@ def main() -> None:
         rows += [("fixed cost: dbt build process, 1,000 users", tiny_build),
                  ("fixed cost: usual recipe process, 1,000 users", tiny_recipe)]
 
-    builds, floors, nodes = {}, {}, {}
+    builds, floors, copies, nodes = {}, {}, {}, {}
     with PeakMemory() as memory:
         for n in sizes:
             shutil.rmtree(folders[n] / "spark_home", ignore_errors=True)
@@ -317,6 +350,10 @@ def main() -> None:
             print(f"floor (pyarrow + numpy) at {n:,} users ...", flush=True)
             floors[n] = floor(folders[n], published_base_items(folders[n]), folders[n] / "out_floor")
             rows.append((f"floor: pyarrow + numpy, {n:,} users", floors[n]))
+        for n in sizes:
+            print(f"Spark: read and write the inputs of {n:,} users once ...", flush=True)
+            copies[n] = spark_copy_process(folders[n], folders[n] / "out_copy")
+            rows.append((f"Spark read + write once, no math, {n:,} users", copies[n]))
 
     print(f"\n{args.items:,} items, e = {args.dimension}, gram_method {args.gram_method}, "
           f"{os.environ.get('SPARK_MASTER', 'local[2]')}, {os.cpu_count()} cores, "
@@ -327,10 +364,13 @@ def main() -> None:
     if not args.skip_references:
         print(f"\nfixed cost, dbt build ÷ usual recipe: {tiny_build / tiny_recipe:.2f}")
     dbt_slope, floor_slope = slope_per_million(builds), slope_per_million(floors)
+    copy_slope = slope_per_million(copies)
     if dbt_slope is not None:
         print(f"marginal cost per million users: dbt build {dbt_slope:.1f} s", end="")
         if floor_slope:
             print(f", floor {floor_slope:.1f} s, ratio {dbt_slope / floor_slope:.2f}")
+            print(f"  Spark read + write once {copy_slope:.1f} s ({copy_slope / floor_slope:.2f}× the "
+                  f"floor); dbt build ÷ Spark read + write once: {dbt_slope / copy_slope:.2f}")
         else:
             print()
     largest = max(sizes)
