@@ -50,7 +50,7 @@ docs: setup
 	$(DEMO_ENV) $(BIN)/dbt docs serve --port 8080 --no-browser
 
 test: setup browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 
 # python_udfs as a zip for spark-submit --py-files (the executors import it)
 dist: setup
