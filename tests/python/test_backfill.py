@@ -26,7 +26,7 @@ from python_udfs.synthetic import write_history
 
 pytestmark = pytest.mark.integration
 
-PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 9)]
+PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 6)]
 BACKFILL = PROJECT_DIR / "scripts" / "backfill.py"
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "backfill"
@@ -34,7 +34,7 @@ SCHEMA = "backfill"
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
-    """8 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
+    """5 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
     root = tmp_path_factory.mktemp("history")
     return write_history(root, PARTITIONS, users=60, items=30, dimension=4)
 
@@ -118,7 +118,7 @@ def published_files(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def backfills(history, tmp_path_factory):
-    """An uninterrupted backfill, and beside it one killed (SIGKILL) after 3 versions
+    """An uninterrupted backfill, and beside it one killed (SIGKILL) after 2 versions
     and started again; their homes and outputs."""
     root = tmp_path_factory.mktemp("backfills")
     clean_home, killed_home = root / "clean" / "home", root / "killed" / "home"
@@ -126,7 +126,7 @@ def backfills(history, tmp_path_factory):
     clean = run_backfill(clean_home, backfill_arguments(history), clean_output)
     killed = run_backfill(killed_home, backfill_arguments(history), killed_output)
     try:
-        wait_until(lambda: len(published_partitions(killed_home)) >= 3, 900, "3 versions published")
+        wait_until(lambda: len(published_partitions(killed_home)) >= 2, 900, "2 versions published")
         time.sleep(5)  # into the next version's build
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
@@ -151,8 +151,8 @@ def test_backfill_aligns_each_partition_to_the_one_before(backfills):
     assert all(run["max_dot_product_error"] < 1e-5 for run in runs)
     assert all(run["mean_cosine_stabilized"] > 0.9 for run in runs[1:])
     # the progress bar (version i / N, the node running) and the summary table
-    assert "8/8 2026-11-08" in output and "int_transforms_solved" in output
-    summary = output.rsplit("built 8 of 8 versions in", 1)[1]
+    assert "5/5 2026-11-05" in output and "int_transforms_solved" in output
+    summary = output.rsplit("built 5 of 5 versions in", 1)[1]
     assert re.search(
         r"version +base +rows +aligned ids +stabilized cosine +max dot err +run", summary
     )
@@ -162,9 +162,9 @@ def test_backfill_aligns_each_partition_to_the_one_before(backfills):
 
 def test_a_killed_backfill_resumes_to_the_tables_of_an_uninterrupted_one(backfills):
     _, output, tables = backfills["killed"]
-    assert 3 <= backfills["killed_at"] < len(PARTITIONS), output[-3000:]
-    skipped = re.search(r"(\d) of 8 versions published before: skipped", output)
-    assert skipped and int(skipped.group(1)) >= 3, output[-3000:]
+    assert 2 <= backfills["killed_at"] < len(PARTITIONS), output[-3000:]
+    skipped = re.search(r"(\d) of 5 versions published before: skipped", output)
+    assert skipped and int(skipped.group(1)) >= 2, output[-3000:]
     assert tables == backfills["clean"][2]
 
 
