@@ -97,8 +97,10 @@ def spark_submit(cluster, home: Path, py_files: Path, dbt_arguments: list[str]):
         "--conf", f"spark.pyspark.driver.python={sys.executable}",
         "--conf", f"spark.sql.warehouse.dir={home / 'warehouse'}",
         "--conf",
-        f"spark.hadoop.javax.jdo.option.ConnectionURL="
-        f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+        (
+            "spark.hadoop.javax.jdo.option.ConnectionURL="
+            f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
+        ),
         "--conf", "spark.sql.shuffle.partitions=4",
         "--driver-java-options", f"-Dderby.stream.error.file={home / 'derby.log'}",
         str(PROJECT_DIR / "scripts" / "spark_submit_dbt.py"),

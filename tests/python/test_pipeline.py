@@ -195,7 +195,7 @@ def test_apply_transform_macro_stabilizes_a_late_embedding(module_project, built
         "{embedding_version: v2}",
     )
     assert run.success, run.output
-    shown = [r for r in run.results if r.agate_table is not None][0].agate_table
+    shown = next(r for r in run.results if r.agate_table is not None).agate_table
     stabilized = np.array(json.loads(shown.rows[0]["stabilized"]), dtype=np.float64)
     _, published = module_project.embeddings("stabilized_user_embeddings", "v2")
     assert_allclose(stabilized, published[0], rtol=1e-5, atol=1e-6)

@@ -1,5 +1,7 @@
 """dbt unit tests of the Gram SQL (declared in models/intermediate/*.yml)."""
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -10,8 +12,12 @@ def test_gram_sql_unit_tests_pass(module_project):
 
     relations = module_project.write_retrain("v1", first_retrain(users=5, items=4, dimension=2))
     # unit tests need their parents to exist: build them empty first
-    common = ["--vars", '{"embedding_version": "v1", "user_embeddings": "%s", "item_embeddings": "%s"}' % relations]
-    run = module_project.invoke("run", "--empty", "--select", "+int_gram_matrices", "--exclude", "int_gram_matrices", *common)
+    users, items = relations
+    variables = {"embedding_version": "v1", "user_embeddings": users, "item_embeddings": items}
+    common = ["--vars", json.dumps(variables)]
+    run = module_project.invoke(
+        "run", "--empty", "--select", "+int_gram_matrices", "--exclude", "int_gram_matrices", *common
+    )
     assert run.success, run.output
     run = module_project.invoke("test", "--select", "int_gram_matrices,test_type:unit", *common)
     assert run.success, run.output

@@ -34,7 +34,8 @@ class SessionPythonJobHelper(PythonJobHelper):
         namespace: dict[str, Any] = {"spark": spark, "__name__": "__dbt_python_model__"}
         try:
             with label:
-                exec(compile(compiled_code, filename, "exec"), namespace)
+                # running the compiled model is what this helper is for
+                exec(compile(compiled_code, filename, "exec"), namespace)  # noqa: S102
         except Exception as exc:
             raise DbtRuntimeError(
                 f"Python model {unique_id} failed:\n{traceback.format_exc()}"
