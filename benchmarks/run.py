@@ -272,6 +272,7 @@ def spark_copy(data: Path, output: Path) -> None:
     spark = (SparkSession.builder.master(os.environ["SPARK_MASTER"])
              .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
              .config("spark.sql.files.maxPartitionBytes", "32m")
+             .config("spark.driver.extraJavaOptions", "-XX:+UseParallelGC")
              .config("spark.ui.enabled", "false").getOrCreate())
     spark.range(1).collect()  # started
     start = time.perf_counter()

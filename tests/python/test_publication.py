@@ -123,3 +123,26 @@ def test_a_table_of_an_earlier_release_is_published_into_the_same_way(module_pro
     assert module_project.published_tables() == before
     assert location(schema, "stabilized_item_embeddings", "v2").parent.parent.name == "_staged"
     assert not old_style.exists()
+
+
+def test_a_published_table_with_other_columns_is_refused_before_publishing(
+    module_project, published
+):
+    """A published table whose columns are not the ones its model selects (here one
+    added by hand) stops that model before its partition is touched, naming both."""
+    schema = module_project.schema
+    table = f"{schema}.stabilized_item_embeddings"
+    spark_session().sql(f"alter table {table} add columns (model_name string)")
+    v2_folder = location(schema, "stabilized_item_embeddings", "v2")
+    before = module_project.published_tables()
+
+    run = module_project.build("v2", *published["v2"])
+    assert not run.success
+    assert (
+        f"the SQL of {table} selects {{'id': 'bigint', 'embedding': 'array<float>', "
+        "'embedding_version': 'string'} but the table has {'id': 'bigint', 'embedding': "
+        "'array<float>', 'model_name': 'string', 'embedding_version': 'string'}: a "
+        "published_partition model selects exactly the table's columns"
+    ) in run.output, run.output
+    assert location(schema, "stabilized_item_embeddings", "v2") == v2_folder
+    assert module_project.published_tables() == before
