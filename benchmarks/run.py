@@ -205,12 +205,16 @@ def floor(data: Path, base_items: Path, output: Path) -> float:
 def usual_recipe_process(data: Path, base_items: Path, output: Path) -> float:
     """The usual recipe as a whole process (Python, Spark's JVM): wall seconds."""
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(  # its Spark log and progress bar are kept out of the report
         [sys.executable, __file__, "--usual-recipe", str(data), str(base_items), str(output)],
-        check=True, env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]"),
-                         "PYSPARK_PYTHON": sys.executable},  # workers with numpy and pyarrow
+        check=False, capture_output=True, text=True,
+        env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]"),
+             "PYSPARK_PYTHON": sys.executable},  # workers with numpy and pyarrow
     )
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"the usual recipe on {data} failed:\n{done.stdout}{done.stderr}")
+    return elapsed
 
 
 def usual_recipe(data: Path, base_items: str, output: Path) -> None:
