@@ -352,8 +352,9 @@ def main() -> None:
     peaks = dict(memory.peaks)
     if not args.skip_references:
         for n in sizes:
-            print(f"floor (pyarrow + numpy) at {n:,} users ...", flush=True)
-            floors[n] = floor(folders[n], published_base_items(folders[n]), folders[n] / "out_floor")
+            print(f"floor (pyarrow + numpy) at {n:,} users, best of 3 ...", flush=True)
+            floors[n] = min(floor(folders[n], published_base_items(folders[n]), folders[n] / "out_floor")
+                            for _ in range(3))
             rows.append((f"floor: pyarrow + numpy, {n:,} users", floors[n]))
         for n in sizes:
             print(f"Spark: read and write the inputs of {n:,} users once ...", flush=True)

@@ -7,8 +7,12 @@ Everything of size ``rows`` stays on the executors: transforms are applied with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,12 +21,16 @@ from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
 from python_udfs.linalg import row_cosines
 
 __all__ = [
+    "ArrowMapped",
     "alignment_measures",
     "apply_transform",
     "gram_matrix",
     "gram_partials",
+    "parquet_written",
     "stabilize",
     "transform_batches",
+    "transformed",
+    "write_parquet_file",
 ]
 
 
@@ -113,6 +121,11 @@ def apply_transform(dataframe, transform, column: str = "embedding"):
     column : str
         The embedding column; written back as ``array<float>``.
     """
+    return transformed(dataframe, transform, column).to_spark()
+
+
+def transformed(dataframe, transform, column: str = "embedding") -> ArrowMapped:
+    """:func:`apply_transform`'s rows, not yet run (see :class:`ArrowMapped`)."""
     from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
     transform = np.asarray(transform, dtype=np.float64)
@@ -124,13 +137,122 @@ def apply_transform(dataframe, transform, column: str = "embedding"):
             for field in dataframe.schema.fields
         ]
     )
-    return dataframe.mapInArrow(
-        partial(transform_batches, transform=transform, column=column), schema
+    return ArrowMapped(
+        dataframe, partial(transform_batches, transform=transform, column=column), schema
     )
 
 
-def stabilize(embeddings, transforms, side: str):
-    """Return ``embeddings`` (id, embedding, embedding_version) in the stabilized space.
+# Row groups of about Spark's default size (parquet.block.size, 128 MiB).
+ROW_GROUP_BYTES = 128 * 1024 * 1024
+
+
+def parquet_written(
+    batches: Iterable[pa.RecordBatch],
+    function: Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+    folder: str,
+    columns_dropped: Sequence[str] = (),
+) -> Iterator[pa.RecordBatch]:
+    """Write ``function(batches)`` as this partition's one Parquet file in ``folder``.
+
+    Yields one row (file, rows). Runs on an executor, in the Python worker that
+    computed the rows: they go straight to pyarrow's writer, not back through
+    the JVM to Spark's. The file is named after the partition, so a retried
+    or speculative attempt replaces it with the same bytes and never adds a
+    second copy (:func:`write_parquet_file`).
+    """
+    from pyspark import TaskContext
+
+    name = f"part-{TaskContext.get().partitionId():05d}.snappy.parquet"
+    rows = write_parquet_file(function(batches), os.path.join(folder, name), columns_dropped)
+    if rows:
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([name]), pa.array([rows], pa.int64())], names=["file", "rows"]
+        )
+
+
+def write_parquet_file(
+    batches: Iterable[pa.RecordBatch], path: str, columns_dropped: Sequence[str] = ()
+) -> int:
+    """Write ``batches`` (without ``columns_dropped``) to one Parquet file; return its rows.
+
+    Written under a hidden name next to ``path`` (Spark skips names starting
+    with ``.``) and renamed to ``path`` once complete: no reader sees half a
+    file, and a failure leaves ``path`` as it was. Nothing is written, and no
+    folder made, for no rows. Row groups of about ``ROW_GROUP_BYTES``.
+    """
+    import pyarrow.parquet as pq
+
+    folder, name = os.path.split(path)
+    hidden = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    writer, buffered, rows = None, [], 0
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            batch = batch.drop_columns(list(columns_dropped))
+            if writer is None:
+                os.makedirs(folder, exist_ok=True)
+                # float embeddings never fit a dictionary: trying costs 4× the write
+                writer = pq.ParquetWriter(hidden, batch.schema, use_dictionary=False)
+            buffered.append(batch)
+            rows += batch.num_rows
+            if sum(b.nbytes for b in buffered) >= ROW_GROUP_BYTES:
+                _write_row_group(writer, buffered)
+                buffered = []
+        if writer is not None:
+            _write_row_group(writer, buffered)
+            writer.close()
+            os.replace(hidden, path)
+    finally:
+        if os.path.exists(hidden):
+            os.remove(hidden)
+    return rows
+
+
+def _write_row_group(writer, batches: list[pa.RecordBatch]) -> None:
+    if batches:
+        table = pa.Table.from_batches(batches)
+        writer.write_table(table, row_group_size=table.num_rows)
+
+
+@dataclass(frozen=True)
+class ArrowMapped:
+    """Rows computed on the executors from a DataFrame's Arrow batches, not yet run:
+    ``source.mapInArrow(function, schema)``.
+
+    A dbt Python model configured with ``publish_to`` may return this instead
+    of that DataFrame: the adapter then has the Python workers that compute
+    the rows write them (:meth:`write_parquet`), and the rows never cross
+    back into the JVM or Spark's Parquet writer (half the cost of the pass
+    at 4M users: README). Anywhere else it is :meth:`to_spark`.
+    """
+
+    source: Any
+    function: Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+    schema: Any
+
+    def to_spark(self):
+        """The rows as a Spark DataFrame."""
+        return self.source.mapInArrow(self.function, self.schema)
+
+    def write_parquet(self, folder: str, columns_dropped: Sequence[str] = ()) -> int:
+        """Write the rows as Parquet files into ``folder``, a path every executor
+        can write to (a local or shared file system); return how many rows."""
+        written = self.source.mapInArrow(
+            partial(
+                parquet_written,
+                function=self.function,
+                folder=folder,
+                columns_dropped=tuple(columns_dropped),
+            ),
+            "file string, rows long",
+        ).collect()
+        return sum(row["rows"] for row in written)
+
+
+def stabilize(embeddings, transforms, side: str) -> ArrowMapped:
+    """Return ``embeddings`` (id, embedding, embedding_version) in the stabilized space,
+    not yet run: written by the workers that compute it (see :class:`ArrowMapped`).
 
     Parameters
     ----------
@@ -141,7 +263,7 @@ def stabilize(embeddings, transforms, side: str):
     side : {"users", "items"}
     """
     columns = embeddings.select("id", "embedding", "embedding_version")
-    return apply_transform(columns, solved_transform(transforms, side))
+    return transformed(columns, solved_transform(transforms, side))
 
 
 def solved_transform(transforms, side: str) -> np.ndarray:

@@ -2,13 +2,15 @@
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
+import python_udfs.spark
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
-from python_udfs.spark import transform_batches
+from python_udfs.spark import transform_batches, write_parquet_file
 
 
 @settings(max_examples=100, deadline=None)
@@ -65,3 +67,62 @@ def test_width_defaults_to_the_first_row_and_is_enforced():
     assert list_column_to_matrix(column).shape == (2, 3)
     with pytest.raises(ValueError, match="exactly 3"):
         list_column_to_matrix(pa.array([[1.0, 2.0, 3.0], [4.0]]))
+
+
+def embedding_batches(count: int, rows: int = 10, dimension: int = 4) -> list[pa.RecordBatch]:
+    rng = np.random.default_rng(count)
+    return [
+        pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.arange(n * rows, (n + 1) * rows)),
+                matrix_to_list_column(rng.standard_normal((rows, dimension))),
+                pa.array(["v1"] * rows),
+            ],
+            names=["id", "embedding", "embedding_version"],
+        )
+        for n in range(count)
+    ]
+
+
+def test_a_partition_is_written_as_one_parquet_file_without_the_dropped_columns(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(python_udfs.spark, "ROW_GROUP_BYTES", 500)  # a row group per ~2 batches
+    batches = embedding_batches(5)
+    path = tmp_path / "staged" / "part-00003.snappy.parquet"
+
+    assert write_parquet_file(batches, str(path), ["embedding_version"]) == 50
+
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    written = pq.ParquetFile(path)
+    expected = pa.Table.from_batches(batches).drop_columns(["embedding_version"])
+    assert written.read().equals(expected)
+    assert 1 < written.metadata.num_row_groups < 5
+    encodings = written.metadata.row_group(0).column(1).encodings
+    assert "PLAIN" in encodings and not any("DICTIONARY" in e for e in encodings)
+
+
+def test_a_retried_attempt_replaces_the_file_and_a_failed_one_leaves_it_as_it_was(tmp_path):
+    path = tmp_path / "part-00000.snappy.parquet"
+    write_parquet_file(embedding_batches(3), str(path))
+    first = path.read_bytes()
+
+    def failing_after_one_batch():
+        yield embedding_batches(3)[0]
+        raise RuntimeError("executor lost")
+
+    with pytest.raises(RuntimeError, match="executor lost"):
+        write_parquet_file(failing_after_one_batch(), str(path))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert path.read_bytes() == first
+
+    # a second attempt of the same partition: the same rows, the same bytes, one file
+    write_parquet_file(embedding_batches(3), str(path))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert path.read_bytes() == first
+
+
+def test_no_rows_write_no_file_and_no_folder(tmp_path):
+    empty = embedding_batches(1)[0].slice(0, 0)
+    assert write_parquet_file([empty], str(tmp_path / "staged" / "part-00000.parquet")) == 0
+    assert not (tmp_path / "staged").exists()

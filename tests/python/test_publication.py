@@ -6,13 +6,17 @@ rebuild leave on disk."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 from conftest import spark_session
 
+from dbt.adapters.sparksession.publication import stage_for_publication
+from python_udfs.spark import transformed
 from python_udfs.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
@@ -65,7 +69,10 @@ def test_each_version_is_one_folder_of_the_published_table(module_project, publi
             # inside the table, in a folder partition discovery skips
             assert folder.parent.parent == root / "_staged", folder
             assert folder.parent.name.startswith(f"{version}-")
-            assert list(folder.glob("*.parquet"))
+            # written by the Python workers that computed the rows (ArrowMapped), one
+            # file per input partition, not by Spark's writer (part-…-<uuid>-c000, _SUCCESS)
+            names = sorted(path.name for path in folder.iterdir())
+            assert names and all(re.fullmatch(r"part-\d{5}\.snappy\.parquet", n) for n in names), names
         # the audit table is the very same folder: nothing was copied to publish it
         audit = "int_users_stabilized" if "user" in table else "int_items_stabilized"
         assert location(schema, audit) == location(schema, table, "v2")
@@ -146,3 +153,35 @@ def test_a_published_table_with_other_columns_is_refused_before_publishing(
     ) in run.output, run.output
     assert location(schema, "stabilized_item_embeddings", "v2") == v2_folder
     assert module_project.published_tables() == before
+
+
+@pytest.mark.parametrize("file_format, by_workers", [("parquet", True), ("orc", False)])
+def test_rows_computed_on_arrow_batches_are_staged_by_their_workers_or_else_by_spark(
+    spark_home, file_format, by_workers
+):
+    """Parquet on a local file system: the Python workers write the rows they
+    computed; any other format: Spark's writer writes them. Either way the audit
+    table over the staged folder holds exactly the rows, without the partition column."""
+    spark = spark_session()
+    schema = "staged_by_workers"
+    spark.sql(f"create database if not exists {schema}")
+    source = spark.createDataFrame(
+        [(i, [float(i), 1.0], "v1") for i in range(20)],
+        "id long, embedding array<float>, embedding_version string",
+    ).repartition(3)
+    swapped = transformed(source, np.array([[0.0, 1.0], [1.0, 0.0]]))
+
+    staged = stage_for_publication(
+        spark, swapped, audit_table=f"{schema}.audit_{file_format}",
+        published_table=f"{schema}.published_{file_format}", partition_column="embedding_version",
+        partition_value="v1", run_id="run-1", file_format=file_format,
+    )
+
+    audited = spark.table(f"{schema}.audit_{file_format}")
+    assert audited.columns == ["id", "embedding"]
+    assert sorted((r.id, list(r.embedding)) for r in audited.collect()) == [
+        (i, [1.0, float(i)]) for i in range(20)
+    ]
+    names = sorted(p.name for p in Path(urlparse(staged).path).iterdir() if p.suffix != ".crc")
+    workers_named = [re.fullmatch(r"part-\d{5}\.snappy\.parquet", n) is not None for n in names]
+    assert names and all(named == by_workers for named in workers_named), names

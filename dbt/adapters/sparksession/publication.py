@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from urllib.parse import urlparse
 
 STAGED_FOLDER = "_staged"
 
@@ -68,18 +69,29 @@ def stage_for_publication(
     The rows are written as the published partition will hold them: without
     the partition column, whose value the partition holds. ``audit_table`` is
     created over the folder as an external table (dropping it later leaves the
-    files). ``published_table`` is created empty, partitioned by
-    ``partition_column``, if it does not exist yet (a first version), so that
-    there is a location to stage into.
+    files). ``dataframe`` may also be rows its own Python workers write (an
+    object with ``to_spark()`` and ``write_parquet(folder, columns_dropped)``
+    returning the rows written, as ``python_udfs.spark.ArrowMapped``): they
+    do, for Parquet on a file system every executor sees (``file:``); else,
+    and when there are no rows (no file to infer the table from), Spark's
+    writer writes ``to_spark()``. ``published_table`` is created empty,
+    partitioned by ``partition_column``, if it does not exist yet (a first
+    version), so that there is a location to stage into.
     """
+    written_by_workers = hasattr(dataframe, "write_parquet")
+    rows = dataframe.to_spark() if written_by_workers else dataframe
     if not spark.catalog.tableExists(published_table):
         (
-            dataframe.limit(0)
+            rows.limit(0)
             .write.format(file_format)
             .partitionBy(partition_column)
             .saveAsTable(published_table)
         )
     location = staged_location(table_location(spark, published_table), partition_value, run_id)
-    dataframe.drop(partition_column).write.format(file_format).mode("error").save(location)
+    written = 0
+    if written_by_workers and file_format == "parquet" and urlparse(location).scheme == "file":
+        written = dataframe.write_parquet(urlparse(location).path, [partition_column])
+    if not written:
+        rows.drop(partition_column).write.format(file_format).mode("error").save(location)
     spark.sql(f"create table {audit_table} using {file_format} location '{location}'")
     return location

@@ -2,7 +2,9 @@
     Python-model epilogue for the `session` and `connect` submission methods.
     Overrides dbt-spark's (a plugin's own macros take priority): Parquet is the
     default file format (Delta needs jars from Maven); pandas and pandas-on-Spark
-    (pyspark.pandas) results convert to Spark DataFrames, as in dbt-spark's.
+    (pyspark.pandas) results convert to Spark DataFrames, as in dbt-spark's; a
+    result with to_spark() and write_parquet() (rows computed on Arrow batches)
+    is written by its own Python workers when it is staged for publication.
 #}
 {% macro py_write_table(compiled_code, target_relation) %}
 {{ compiled_code }}
@@ -23,7 +25,14 @@ if type(df).__module__.startswith("pyspark.pandas."):
         df = df.to_spark()
 if isinstance(df, pandas.DataFrame):
     df = spark.createDataFrame(df)
-if not isinstance(df, pyspark.sql.DataFrame):
+# rows its Python workers can write themselves (python_udfs.spark.ArrowMapped):
+# kept as they are for publish_to (stage_for_publication), a DataFrame elsewhere
+written_by_workers = hasattr(df, "write_parquet") and hasattr(df, "to_spark")
+{%- if not config.get('publish_to') %}
+if written_by_workers:
+    df = df.to_spark()
+{%- endif %}
+if not isinstance(df, pyspark.sql.DataFrame) and not written_by_workers:
     raise TypeError(
         f"{type(df)} is not a supported type for a dbt Python model: return a Spark, "
         "pandas or pandas-on-Spark DataFrame"
