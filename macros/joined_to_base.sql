@@ -97,13 +97,15 @@ select * from joined
 
 {#
     True for a deterministic sample of ids: those whose hash falls in the
-    lowest alignment_sample_size / n of its range, n the rows of `population`
-    (a relation and its where clause; counted from Parquet footers). About
-    alignment_sample_size ids are kept, the same ids whatever the version;
-    all of them when n is not larger.
+    lowest sample_size / n of its range, n the rows of `population` (a
+    relation and its where clause; counted from Parquet footers). About
+    sample_size ids are kept (default var alignment_sample_size), the same
+    ids whatever the version and whichever table holds them; all of them
+    when n is not larger.
 #}
-{% macro id_sampled(id_column, population) %}
+{% macro id_sampled(id_column, population, sample_size=none) %}
     {%- set buckets = 1000000000 -%}
+    {%- set sample_size = var('alignment_sample_size') if sample_size is none else sample_size -%}
     pmod(xxhash64({{ id_column }}), {{ buckets }}) < {{ buckets }} * least(1.0,
-        {{ var('alignment_sample_size') | int }} / (select nullif(count(*), 0) from {{ population }}))
+        {{ sample_size | int }} / (select nullif(count(*), 0) from {{ population }}))
 {%- endmacro %}
