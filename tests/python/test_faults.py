@@ -116,8 +116,9 @@ def test_a_run_killed_while_publishing_loses_nothing_and_its_rerun_equals_a_clea
     tmp_path, dbt_project
 ):
     relations = write_inputs(tmp_path / "inputs")
-    # killed while Spark writes the new version's rows into their folder of the
-    # published user embeddings (write once: audited there, then published)
+    # killed while the new version's rows are written into their folder of the
+    # published user embeddings (write once: audited there, then published); the
+    # folder appears when the first Python worker starts writing its file
     killed_home = tmp_path / "killed" / "home"
     warehouse = killed_home / "warehouse" / f"{SCHEMA}.db"
     mart = warehouse / "stabilized_user_embeddings"
@@ -126,7 +127,7 @@ def test_a_run_killed_while_publishing_loses_nothing_and_its_rerun_equals_a_clea
     def kill_while_v2_is_written():
         wait_for(lambda: (warehouse / "stabilization_runs" / "embedding_version=v1").exists(),
                  first_try, what="v1 was published")
-        wait_for(lambda: any(mart.glob("_staged/v2-*/*/_temporary")),
+        wait_for(lambda: any(mart.glob("_staged/v2-*/*")),
                  first_try, what="v2 was being written")
         first_try.kill()
 

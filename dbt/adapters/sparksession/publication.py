@@ -78,7 +78,8 @@ def stage_for_publication(
     partitioned by ``partition_column``, if it does not exist yet (a first
     version), so that there is a location to stage into.
     """
-    written_by_workers = hasattr(dataframe, "write_parquet")
+    # not hasattr: a Spark Connect DataFrame answers any attribute with a Column
+    written_by_workers = callable(getattr(type(dataframe), "write_parquet", None))
     rows = dataframe.to_spark() if written_by_workers else dataframe
     if not spark.catalog.tableExists(published_table):
         (

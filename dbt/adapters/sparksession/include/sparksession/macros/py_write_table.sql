@@ -27,7 +27,8 @@ if isinstance(df, pandas.DataFrame):
     df = spark.createDataFrame(df)
 # rows its Python workers can write themselves (python_udfs.spark.ArrowMapped):
 # kept as they are for publish_to (stage_for_publication), a DataFrame elsewhere
-written_by_workers = hasattr(df, "write_parquet") and hasattr(df, "to_spark")
+# (asked of the type: a Spark Connect DataFrame answers any attribute with a Column)
+written_by_workers = callable(getattr(type(df), "write_parquet", None))
 {%- if not config.get('publish_to') %}
 if written_by_workers:
     df = df.to_spark()
