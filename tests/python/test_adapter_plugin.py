@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import zipfile
 
 import pytest
 from dbt_common.exceptions import DbtRuntimeError
 from pyspark.errors import AnalysisException
 
-from dbt.adapters.sparksession.connections import SparksessionCredentials
+from dbt.adapters.sparksession import connections
+from dbt.adapters.sparksession.connections import SparksessionCredentials, open_ahead
 from dbt.adapters.sparksession.impl import spark_reason
 from dbt.adapters.sparksession.remote import _apply_parameters, _grpc_reason, package_zip
 
@@ -29,6 +31,41 @@ def test_session_credentials_keep_dbt_sparks_behaviour():
     assert session.py_packages == ["python_udfs"]
     # dbt-spark forces ANSI off for Spark 3/4 compatibility; so do we
     assert session.server_side_parameters["spark.sql.ansi.enabled"] == "false"
+
+
+@pytest.mark.parametrize(("method", "command", "opens"), [
+    ("session", "build", True),
+    ("session", "run-operation", True),
+    ("session", "parse", False),  # no query: no JVM
+    ("session", None, False),  # an adapter made outside a dbt command
+    ("connect", "build", False),  # a remote session: nothing to start here
+])
+def test_a_local_session_is_opened_ahead_only_for_commands_that_query(monkeypatch, method, command, opens):
+    opened = []
+    monkeypatch.setattr(connections, "local_session", lambda parameters: opened.append(parameters))
+    host = "sc://spark:15002" if method == "connect" else "localhost"
+    profile = credentials(method=method, host=host, server_side_parameters={"spark.master": "local[1]"})
+    thread = open_ahead(profile, command)
+    assert (thread is not None) == opens
+    if thread is not None:
+        thread.join(timeout=10)
+        assert thread.daemon  # never keeps a finished dbt process alive
+        assert opened == [profile.server_side_parameters]
+    else:
+        assert opened == []
+
+
+def test_a_failure_to_open_ahead_is_left_for_dbts_own_connection(monkeypatch):
+    def locked(parameters):
+        raise DbtRuntimeError("the embedded metastore is in use by another process")
+
+    uncaught = []
+    monkeypatch.setattr(connections, "local_session", locked)
+    monkeypatch.setattr(threading, "excepthook", uncaught.append)
+    thread = open_ahead(credentials(method="session", host="localhost"), "build")
+    thread.join(timeout=10)
+    # ended quietly (no traceback on the console): dbt's open() meets the error again and reports it
+    assert not thread.is_alive() and uncaught == []
 
 
 def test_package_zip_holds_the_package_sources_only(tmp_path):

@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -165,6 +166,63 @@ def quiet_repeated_warnings(session) -> None:
         configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
 
 
+#: Held while a local session is opened, so that a second caller (dbt's first
+#: connection while :func:`open_ahead` runs) waits for a session already quieted.
+_OPENING = threading.Lock()
+
+#: dbt commands that run queries: for these a local session is opened ahead.
+QUERYING_COMMANDS = frozenset({
+    "build", "run", "test", "seed", "snapshot", "compile", "show", "run-operation",
+    "retry", "clone", "generate", "freshness",
+})
+
+
+def local_session(server_side_parameters: Mapping[str, str]):
+    """The session of ``method: session``, set up for this process (idempotent).
+
+    Locks the embedded metastore; with a local master, makes the Python workers
+    run dbt's own interpreter and creates the folders the JVM writes to.
+    """
+    with _OPENING:
+        metastore = embedded_metastore_path(server_side_parameters)
+        if metastore is not None:
+            lock_embedded_metastore(metastore)
+        # A local master starts Python workers with $PYSPARK_PYTHON (default
+        # `python3` on PATH), which may lack numpy/pyarrow/python_udfs. They must
+        # run dbt's own interpreter. Under spark-submit (a gateway already
+        # exists) the cluster's configuration decides instead.
+        if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(server_side_parameters):
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+            ensure_local_directories(server_side_parameters)
+        session = spark_session(server_side_parameters)
+        quiet_repeated_warnings(session)
+        return session
+
+
+def open_ahead(credentials: SparksessionCredentials, command: str | None) -> threading.Thread | None:
+    """Start opening a local session and its metastore while dbt parses the project.
+
+    Spark's JVM (≈ 7 s) and the first metastore query (Hive client, Derby:
+    5–7 s) otherwise start only at dbt's first query, after parsing. They run
+    in other processes and threads, so the two overlap. Only for ``method:
+    session`` and commands that run queries (not ``parse``, ``ls``, ``deps``…).
+    A failure here is left for dbt's own connection to meet and report.
+    """
+    if credentials.method != SESSION or command not in QUERYING_COMMANDS:
+        return None
+
+    def open_and_warm() -> None:
+        try:
+            session = local_session(credentials.server_side_parameters)
+            session.sql("show databases").collect()  # starts the metastore client
+        except Exception:  # noqa: BLE001 - dbt's connection raises it, with context
+            pass
+
+    thread = threading.Thread(target=open_and_warm, name="sparksession-open-ahead", daemon=True)
+    thread.start()
+    return thread
+
+
 class SparksessionConnectionManager(SparkConnectionManager):
     TYPE = "sparksession"
 
@@ -178,19 +236,7 @@ class SparksessionConnectionManager(SparkConnectionManager):
             # its JVM loggers: nothing of that is set up or locked from here.
             connection.handle = SessionHandle(session_for(credentials))
         elif credentials.method == SESSION:
-            parameters = credentials.server_side_parameters
-            metastore = embedded_metastore_path(parameters)
-            if metastore is not None:
-                lock_embedded_metastore(metastore)
-            # A local master starts Python workers with $PYSPARK_PYTHON (default
-            # `python3` on PATH), which may lack numpy/pyarrow/python_udfs. They must
-            # run dbt's own interpreter. Under spark-submit (a gateway already
-            # exists) the cluster's configuration decides instead.
-            if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(parameters):
-                os.environ["PYSPARK_PYTHON"] = sys.executable
-                ensure_local_directories(parameters)
-            session = spark_session(parameters)
-            quiet_repeated_warnings(session)
+            session = local_session(credentials.server_side_parameters)
             connection.handle = SessionHandle(session)
         else:
             return super().open(connection)

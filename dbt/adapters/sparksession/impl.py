@@ -8,7 +8,7 @@ from dbt.adapters.spark.impl import SparkAdapter
 from dbt_common.exceptions import DbtRuntimeError
 
 from dbt.adapters.sparksession import publication
-from dbt.adapters.sparksession.connections import SparksessionConnectionManager
+from dbt.adapters.sparksession.connections import SparksessionConnectionManager, open_ahead
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
 
 logger = AdapterLogger("Spark")
@@ -16,6 +16,11 @@ logger = AdapterLogger("Spark")
 
 class SparksessionAdapter(SparkAdapter):
     ConnectionManager = SparksessionConnectionManager
+
+    def __init__(self, config, mp_context) -> None:
+        super().__init__(config, mp_context)
+        # dbt makes its adapter before it parses the project: Spark starts meanwhile
+        open_ahead(config.credentials, invoked_command())
 
     @property
     def default_python_submission_method(self) -> str:
@@ -166,6 +171,16 @@ class SparksessionAdapter(SparkAdapter):
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")
         return removed
+
+
+def invoked_command() -> str | None:
+    """The dbt command this process runs (``build``, ``parse``, …), if dbt says."""
+    try:
+        from dbt.flags import get_flags
+
+        return getattr(get_flags(), "WHICH", None)
+    except ImportError:  # an adapter made outside dbt-core
+        return None
 
 
 def spark_reason(message: str) -> str:
