@@ -42,25 +42,30 @@ summary as (
 
 ),
 
+-- one row in, one row per problem out: the summary is computed once
 problems as (
 
-    select {{ sql_string('the relation has no rows'
-        ~ (' for ' ~ filter if filter else '')) }} as problem
-    from summary where row_count = 0
-    union all
-    select concat(null_rows, ' rows have a null embedding (e.g. id ', null_example, ')')
-    from summary where null_rows > 0
-    union all
-    select concat(
-        bad_value_rows, ' rows have a null, NaN or infinite value (e.g. id ', bad_value_example, ')')
-    from summary where bad_value_rows > 0
-    union all
-    select concat(
-        'embeddings have different lengths: ', min_dimension, ' (e.g. id ', min_dimension_example,
-        ') to ', max_dimension, ' (e.g. id ', max_dimension_example, ')')
-    from summary where min_dimension != max_dimension
-    union all
-    select 'embeddings have length 0' from summary where max_dimension = 0
+    select problem
+    from summary
+    lateral view explode(array(
+        if(row_count = 0,
+            {{ sql_string('the relation has no rows' ~ (' for ' ~ filter if filter else '')) }},
+            null),
+        if(null_rows > 0,
+            concat(null_rows, ' rows have a null embedding (e.g. id ', null_example, ')'),
+            null),
+        if(bad_value_rows > 0,
+            concat(bad_value_rows, ' rows have a null, NaN or infinite value (e.g. id ',
+                bad_value_example, ')'),
+            null),
+        if(min_dimension != max_dimension,
+            concat('embeddings have different lengths: ', min_dimension, ' (e.g. id ',
+                min_dimension_example, ') to ', max_dimension, ' (e.g. id ',
+                max_dimension_example, ')'),
+            null),
+        if(max_dimension = 0, 'embeddings have length 0', null)
+    )) listed as problem
+    where problem is not null
 
 )
 

@@ -28,13 +28,18 @@ summary as (
 
 ),
 
+-- one row in, one row per problem out: the summary is computed once
 problems as (
 
-    select concat(null_rows, ' rows have a null id') as problem
-    from summary where null_rows > 0
-    union all
-    select concat(repeated_ids, ' ids appear more than once (e.g. ', repeated_example, ')')
-    from summary where repeated_ids > 0
+    select problem
+    from summary
+    lateral view explode(array(
+        if(null_rows > 0, concat(null_rows, ' rows have a null id'), null),
+        if(repeated_ids > 0,
+            concat(repeated_ids, ' ids appear more than once (e.g. ', repeated_example, ')'),
+            null)
+    )) listed as problem
+    where problem is not null
 
 )
 

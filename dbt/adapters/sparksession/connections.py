@@ -139,6 +139,11 @@ def spark_session(server_side_parameters: Mapping[str, str]):
     """
     from pyspark.sql import SparkSession
 
+    if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(server_side_parameters):
+        # this process starts the JVM: let it map the class archive, if made
+        from dbt.adapters.sparksession.class_archive import with_archive
+
+        server_side_parameters = with_archive(server_side_parameters)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in server_side_parameters.items():
         builder = builder.config(key, value)
