@@ -302,6 +302,8 @@ def main() -> None:
     parser.add_argument("--gram-method", default="arrow", choices=["arrow", "sql"])
     parser.add_argument("--skip-references", action="store_true",
                         help="time dbt only (no fixed cost, floor or usual recipe)")
+    parser.add_argument("--fixed-only", action="store_true",
+                        help="the fixed cost only: the tiny build and the usual recipe")
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--usual-recipe", nargs=3, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--spark-copy", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -319,6 +321,8 @@ def main() -> None:
     if args.generate_only:
         generate(data, sizes[0], args.items, args.dimension)
         return
+    if args.fixed_only:
+        sizes = []
     folders = {n: data / f"users_{n}" for n in sizes}
     tiny = data / "tiny"
     wanted = [] if args.skip_references else [(tiny, TINY_USERS, TINY_ITEMS)]
@@ -379,6 +383,8 @@ def main() -> None:
                   f"floor); dbt build ÷ Spark read + write once: {dbt_slope / copy_slope:.2f}")
         else:
             print()
+    if not sizes:
+        return
     largest = max(sizes)
     print(f"\nwhere the time of the {largest:,}-user build goes (dbt node timings, "
           f"{sum(nodes[largest].values()):.0f} s of node time in {builds[largest]:.0f} s):")
