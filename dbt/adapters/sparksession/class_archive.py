@@ -179,7 +179,11 @@ def main() -> None:
     if args.workload:
         workload(*args.workload)
         return
-    print(f"class archive for local Spark sessions: {create()}")
+    try:
+        made = create()
+    except OSError as error:  # e.g. a read-only home: no cache folder
+        raise SystemExit(f"no class archive made: {error}") from None
+    print(f"class archive for local Spark sessions: {made}")
 
 
 if __name__ == "__main__":
