@@ -57,6 +57,15 @@ def is_local_master(server_side_parameters: Mapping[str, str]) -> bool:
     return master.startswith("local")
 
 
+def starts_local_jvm(server_side_parameters: Mapping[str, str]) -> bool:
+    """True when this process starts the session's JVM itself, with a local master.
+
+    Not under spark-submit (a gateway already exists): there the cluster's
+    configuration decides.
+    """
+    return "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(server_side_parameters)
+
+
 def ensure_local_directories(server_side_parameters: Mapping[str, str]) -> None:
     """Create the folders a local session writes to before the JVM starts.
 
@@ -137,10 +146,11 @@ def spark_session(server_side_parameters: Mapping[str, str]):
     ``SparkSession.getActiveSession()`` is None in dbt's worker threads, so the
     session is taken the way dbt-spark's ``Cursor.execute`` takes it.
     """
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(server_side_parameters):
-        # this process starts the JVM: let it map the class archive, if made
+    if SparkContext._active_spark_context is None and starts_local_jvm(server_side_parameters):
+        # this process starts the JVM now: let it map the class archive, if made
         from dbt.adapters.sparksession.class_archive import with_archive
 
         server_side_parameters = with_archive(server_side_parameters)
@@ -194,9 +204,8 @@ def local_session(server_side_parameters: Mapping[str, str]):
             lock_embedded_metastore(metastore)
         # A local master starts Python workers with $PYSPARK_PYTHON (default
         # `python3` on PATH), which may lack numpy/pyarrow/python_udfs. They must
-        # run dbt's own interpreter. Under spark-submit (a gateway already
-        # exists) the cluster's configuration decides instead.
-        if "PYSPARK_GATEWAY_PORT" not in os.environ and is_local_master(server_side_parameters):
+        # run dbt's own interpreter.
+        if starts_local_jvm(server_side_parameters):
             os.environ["PYSPARK_PYTHON"] = sys.executable
             ensure_local_directories(server_side_parameters)
         session = spark_session(server_side_parameters)
