@@ -5,7 +5,7 @@
 
     Checked first by fingerprint, reading only the two id columns, without a
     shuffle (as data-diff tools checksum two tables before diffing them): the
-    rows, the non-null ids, and the sums of the low and of the high 32 bits of
+    rows, the non-null ids, and the sums of the four 16-bit parts of
     xxhash64(id), a hash of the multiset of ids. Equal fingerprints mean the
     same multiset of ids (unless 64 bits of hash sums collide), so each id
     once, as in `compare_model` (which its valid_ids test checks). Only when
@@ -86,16 +86,18 @@ select * from problems
 
 
 {#
-    A query of one struct (rows, non-null ids, sum of the low and sum of the
-    high 32 bits of xxhash64(id)) of a relation: equal for two relations with
-    the same multiset of ids. The sums fit a bigint up to 2^31 rows.
+    A query of one struct (rows, non-null ids, the sums of each 16-bit part of
+    xxhash64(id)) of a relation: equal for two relations with the same multiset
+    of ids. Each sum fits a bigint up to 2^47 rows (sums of the 32-bit halves
+    would overflow, an error under ANSI mode, past 2^31 rows).
 #}
 {% macro ids_fingerprint(relation, column_name) %}
     {%- set hash = "xxhash64(" ~ column_name ~ ")" -%}
     select struct(
         count(*),
-        count({{ column_name }}),
-        coalesce(sum({{ hash }} & 4294967295), 0),
-        coalesce(sum(shiftrightunsigned({{ hash }}, 32)), 0)
+        count({{ column_name }})
+        {%- for shift in (0, 16, 32, 48) %},
+        coalesce(sum(shiftrightunsigned({{ hash }}, {{ shift }}) & 65535), 0)
+        {%- endfor %}
     ) from {{ relation }}
 {%- endmacro %}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,7 +113,39 @@ def test_a_complete_archive_is_published_under_its_name(archive_in, small_archiv
     monkeypatch.setattr(class_archive.subprocess, "run", workload_writing(small_archive.read_bytes()))
     assert class_archive.create(archive_in) == archive_in
     assert archive_in.read_bytes() == small_archive.read_bytes()
-    assert [p.name for p in archive_in.parent.iterdir()] == [archive_in.name]
+    record = archive_in.with_suffix(".json")  # what it was made for: pruned when that is gone
+    assert sorted(p.name for p in archive_in.parent.iterdir()) == [archive_in.name, record.name]
+    assert json.loads(record.read_text()) == class_archive.install()
+    assert not class_archive.is_stale(class_archive.install())
+
+
+def test_archives_of_installs_gone_or_updated_are_removed(tmp_path):
+    java = fake_java(tmp_path / "jdk", 1_000_000_000)
+    jars = tmp_path / "pyspark" / "jars"
+    jars.mkdir(parents=True)
+    current = {"java": str(java), "java_mtime_ns": 1_000_000_000, "jars": str(jars),
+               "jars_mtime_ns": jars.stat().st_mtime_ns, "pyspark": "4.3.0"}
+    records = {
+        "current": current,
+        "java-gone": {**current, "java": str(tmp_path / "old-jdk" / "bin" / "java")},
+        "java-updated": {**current, "java_mtime_ns": 500},
+        "jars-gone": {**current, "jars": str(tmp_path / "old-venv" / "jars")},
+        "jars-upgraded": {**current, "jars_mtime_ns": current["jars_mtime_ns"] - 1},
+    }
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name, made_for in records.items():
+        (cache / f"{name}.jsa").write_bytes(b"archive")
+        (cache / f"{name}.json").write_text(json.dumps(made_for))
+    (cache / "unrecorded.jsa").write_bytes(b"made before records")
+    (cache / "unreadable.jsa").write_bytes(b"archive")
+    (cache / "unreadable.json").write_text("{not json")
+
+    removed = class_archive.prune(cache)
+    assert sorted(p.name for p in removed) == [
+        "jars-gone.jsa", "jars-upgraded.jsa", "java-gone.jsa", "java-updated.jsa"]
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "current.jsa", "current.json", "unreadable.jsa", "unreadable.json", "unrecorded.jsa"]
 
 
 def test_a_failing_workload_says_why(archive_in, monkeypatch):

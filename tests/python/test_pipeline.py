@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import PROJECT_DIR, free_port, max_relative_score_error, rendered_images, wait_until
+from conftest import (
+    PROJECT_DIR,
+    free_port,
+    max_relative_score_error,
+    rendered_images,
+    spark_session,
+    wait_until,
+)
 from numpy.testing import assert_allclose, assert_array_equal
 
 from python_udfs import orthogonality_error, stabilizing_transforms
@@ -100,8 +107,6 @@ def test_the_side_not_aligned_on_is_measured_on_a_hash_sample_of_its_ids(module_
     """Users are not aligned on: their cosine to base is measured on the ids whose hash
     is in the lowest USER_SAMPLE / 400 of its range, in both versions, and equals numpy's
     on exactly those ids."""
-    from conftest import spark_session
-
     spark = spark_session()
     sampled = {
         row["id"]
@@ -132,7 +137,6 @@ def test_the_side_not_aligned_on_is_measured_on_a_hash_sample_of_its_ids(module_
 def test_the_sample_prunes_both_inputs_before_the_join_shuffles_them(module_project, built):
     """In the physical plan of the sampled join, each input is filtered on the id's hash
     below the exchange that shuffles it (or the broadcast), not after the join."""
-    from conftest import spark_session
 
     variables = {"embedding_version": "v2", "alignment_sample_size": USER_SAMPLE,
                  "user_embeddings": built["v2"][0], "item_embeddings": built["v2"][1]}
@@ -209,6 +213,20 @@ def test_rebuilding_a_version_is_identical_and_touches_no_other(module_project, 
     after = module_project.published_tables()
     for name, rows in before.items():
         assert after[name] == rows, name
+
+
+def test_a_run_sends_no_usage_events_and_leaves_no_folder_in_the_system_temp(module_project, built):
+    """For air-gapped clusters and long-lived hosts: dbt sends no usage events (the
+    project's flags), and Hive's folder for a session's resources is one folder in
+    DBT_SPARK_HOME, not a new /tmp/<session id>_resources left behind by every run."""
+    run = module_project.invoke("show", "--inline", "select 1")
+    assert run.success, run.output
+    assert "Running with dbt=" in run.output  # dbt's debug log is in the output
+    assert "Sending event" not in run.output
+    resources = Path(os.environ["DBT_SPARK_HOME"]) / "hive_resources"
+    assert resources.is_dir()  # made by Hive's session there
+    hadoop_conf = spark_session().sparkContext._jsc.hadoopConfiguration()
+    assert hadoop_conf.get("hive.downloaded.resources.dir") == str(resources)
 
 
 def test_arrow_and_sql_gram_paths_agree(module_project, built):

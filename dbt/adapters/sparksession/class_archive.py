@@ -16,13 +16,15 @@ by a child process that runs a small Spark workload and dumps the classes it
 loaded when its JVM exits. It is published under its final name only after
 that JVM has exited and a JVM has started with it: a truncated archive makes
 the JVM abort, so none is ever used. Without an archive (or with one the JVM
-finds stale), the session starts as before, only slower.
+finds stale), the session starts as before, only slower. Making an archive
+removes those of Java or Spark installs that are gone or were updated since.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -44,13 +46,8 @@ def java_executable() -> str | None:
     return shutil.which("java")
 
 
-def archive_path() -> Path | None:
-    """Where the archive of this Java and this Spark install lives (it may not exist yet).
-
-    Named by a hash of the Java binary (path and modification time) and of
-    pyspark's jars (path and version), so that an update of either gets a new
-    archive rather than a stale one. None when there is no Java to key it on.
-    """
+def install() -> dict | None:
+    """The Java binary and the Spark jars an archive is made for; None without Java."""
     import pyspark
 
     java = java_executable()
@@ -58,9 +55,52 @@ def archive_path() -> Path | None:
         return None
     java = os.path.realpath(java)
     jars = os.path.join(os.path.dirname(os.path.realpath(pyspark.__file__)), "jars")
-    key = f"{java}:{os.stat(java).st_mtime_ns}:{jars}:{pyspark.__version__}"
+    return {"java": java, "java_mtime_ns": os.stat(java).st_mtime_ns, "jars": jars,
+            "jars_mtime_ns": os.stat(jars).st_mtime_ns if os.path.isdir(jars) else None,
+            "pyspark": pyspark.__version__}
+
+
+def archive_path() -> Path | None:
+    """Where the archive of this Java and this Spark install lives (it may not exist yet).
+
+    Named by a hash of the Java binary (path and modification time) and of
+    pyspark's jars (path and version), so that an update of either gets a new
+    archive rather than a stale one. None when there is no Java to key it on.
+    """
+    made_for = install()
+    if made_for is None:
+        return None
+    key = "{java}:{java_mtime_ns}:{jars}:{pyspark}".format(**made_for)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dbt-sparksession"
-    return cache / f"spark-{pyspark.__version__}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
+    return cache / f"spark-{made_for['pyspark']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
+
+
+def is_stale(made_for: dict) -> bool:
+    """Whether the install an archive was made for is gone or was updated since
+    (a new Java binary, or jars added or removed by an upgrade of pyspark)."""
+    try:
+        return (os.stat(made_for["java"]).st_mtime_ns != made_for["java_mtime_ns"]
+                or os.stat(made_for["jars"]).st_mtime_ns != made_for["jars_mtime_ns"])
+    except (OSError, KeyError, TypeError):
+        return True
+
+
+def prune(folder: Path) -> list[Path]:
+    """Remove the archives of installs that are gone or updated: each is 0.2 GB, and
+    none would be mapped again. An archive's ``.json`` says what it was made for;
+    archives without one are left alone."""
+    removed = []
+    for record in sorted(folder.glob("*.json")):
+        try:
+            made_for = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if is_stale(made_for):
+            archive = record.with_suffix(".jsa")
+            archive.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
+            removed.append(archive)
+    return removed
 
 
 def java_options() -> str:
@@ -110,6 +150,8 @@ def create(path: Path | None = None) -> Path:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(install()))
+    prune(path.parent)
     return path
 
 
@@ -125,6 +167,7 @@ def workload(home: str, dump_to: str) -> None:
         "spark.master": "local[2]",
         "spark.sql.warehouse.dir": f"{home}/warehouse",
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home}/metastore_db;create=true",
+        "spark.hadoop.hive.downloaded.resources.dir": f"{home}/hive_resources",
         "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={home}/derby.log "
                                          f"-XX:ArchiveClassesAtExit={dump_to} {QUIET}",
         "spark.sql.shuffle.partitions": "2",
