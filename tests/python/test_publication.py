@@ -6,6 +6,7 @@ rebuild leave on disk."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -130,6 +131,66 @@ def test_a_table_of_an_earlier_release_is_published_into_the_same_way(module_pro
     assert module_project.published_tables() == before
     assert location(schema, "stabilized_item_embeddings", "v2").parent.parent.name == "_staged"
     assert not old_style.exists()
+
+
+def unpublish(project, **arguments):
+    return project.invoke("run-operation", "unpublish_versions", "--args", json.dumps(arguments))
+
+
+def runs_listed(project) -> list[str]:
+    return project.table("stabilization_runs")["embedding_version"].tolist()
+
+
+def test_versions_are_unpublished_by_name_or_all_but_the_latest(dbt_project):
+    """A bad latest version taken back: the next build aligns to the one before it; old
+    versions let go with keep_latest; the other versions' files untouched."""
+    schema = dbt_project.schema
+    retrains = {"v1": first_retrain(users=40, items=24, dimension=4, seed=0)}
+    for number in (2, 3, 4):
+        retrains[f"v{number}"] = next_retrain(retrains[f"v{number - 1}"], seed=number)
+    relations = {version: dbt_project.write_retrain(version, r) for version, r in retrains.items()}
+    for version in ("v1", "v2", "v3"):
+        run = dbt_project.build(version, *relations[version])
+        assert run.success, run.output
+    before = files(schema)
+    v2_files = {k: v for k, v in before.items() if "/_staged/v2-" in k}
+    assert v2_files
+
+    # names checked before anything is dropped
+    for arguments, message in [
+        ({"versions": ["v2", "v9"]}, "version 'v9' is not published in schema " + schema),
+        ({"versions": ["v2"], "keep_latest": 1}, "give either versions"),
+        ({"keep_latest": 0}, "keep_latest must be a whole number"),
+        ({"versions": "v2"}, "versions must be a non-empty list"),
+    ]:
+        run = unpublish(dbt_project, **arguments)
+        assert not run.success and message in run.output, run.output
+    assert runs_listed(dbt_project) == ["v1", "v2", "v3"] and files(schema) == before
+
+    run = unpublish(dbt_project, versions=["v3"])
+    assert run.success, run.output
+    assert "unpublished version v3" in run.output
+    assert runs_listed(dbt_project) == ["v1", "v2"]
+    for table in ("stabilization_transforms", *EMBEDDINGS):
+        assert set(dbt_project.table(table)["embedding_version"]) == {"v1", "v2"}, table
+    after = files(schema)
+    for table in EMBEDDINGS:  # its rows' folder removed, not only its files
+        assert list((location(schema, table) / "_staged").glob("v3-*")) == [], table
+    assert after == {k: v for k, v in before.items() if "/_staged/v3-" not in k}  # byte for byte
+
+    run = dbt_project.build("v4", *relations["v4"])
+    assert run.success, run.output
+    runs = dbt_project.table("stabilization_runs").set_index("embedding_version")
+    assert runs.loc["v4", "base_version"] == "v2"  # the latest version still published
+
+    run = unpublish(dbt_project, keep_latest=2)
+    assert run.success, run.output
+    assert runs_listed(dbt_project) == ["v2", "v4"]
+    for table in EMBEDDINGS:
+        assert list((location(schema, table) / "_staged").glob("v1-*")) == [], table
+    assert {k: v for k, v in files(schema).items() if "/_staged/v2-" in k} == v2_files
+    run = unpublish(dbt_project, keep_latest=2)
+    assert run.success and "nothing to unpublish: 2 versions published" in run.output, run.output
 
 
 def test_a_published_table_with_other_columns_is_refused_before_publishing(

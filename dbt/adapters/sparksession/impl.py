@@ -123,6 +123,18 @@ class SparksessionAdapter(SparkAdapter):
         rows = session.sql(f"describe table extended {relation} {partition}").collect()
         return next((row[1] for row in rows if row[0] == "Location"), None)
 
+    def _table_files(self, relation: BaseRelation):
+        """(the Hadoop file system of a table's location, Path, the location), or None on
+        Spark Connect, whose client cannot reach the server's file system."""
+        session = self._session()
+        table_location = publication.table_location(session, str(relation))
+        jvm_session = getattr(session, "_jsparkSession", None)
+        if jvm_session is None:
+            return None
+        path = session._jvm.org.apache.hadoop.fs.Path
+        files = path(table_location).getFileSystem(jvm_session.sessionState().newHadoopConf())
+        return files, path, table_location
+
     @available
     def remove_unpublished_files(
         self, relation: BaseRelation, value: str, published: str, replaced: str | None
@@ -136,17 +148,13 @@ class SparksessionAdapter(SparkAdapter):
         """
         from py4j.protocol import Py4JError
 
-        session = self._session()
-        table_location = publication.table_location(session, str(relation))
-        jvm_session = getattr(session, "_jsparkSession", None)
-        if jvm_session is None:
+        table_files = self._table_files(relation)
+        if table_files is None:
             if replaced and replaced != published:
                 logger.warning(f"on Spark Connect, the replaced files of {relation} at {replaced} "
                                "are not removed (the server's file system is out of reach)")
             return []
-        jvm = session._jvm
-        path = jvm.org.apache.hadoop.fs.Path
-        files = path(table_location).getFileSystem(jvm_session.sessionState().newHadoopConf())
+        files, path, table_location = table_files
 
         def qualified(location: str) -> str:
             return files.makeQualified(path(location)).toString().rstrip("/")
@@ -171,6 +179,21 @@ class SparksessionAdapter(SparkAdapter):
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")
         return removed
+
+    @available
+    def remove_version_files(self, relation: BaseRelation, value: str) -> bool:
+        """After a version's partition was dropped from a published table: remove the
+        folder of that version's staged rows (every run's), which no partition points
+        at any more. Whether there was one to remove. Classic sessions only (as
+        :meth:`remove_unpublished_files`: logs what is left on Spark Connect)."""
+        table_files = self._table_files(relation)
+        folder = publication.version_folder(self.table_location(relation), value)
+        if table_files is None:
+            logger.warning(f"on Spark Connect, the files of {relation} at {folder} are not "
+                           "removed (the server's file system is out of reach)")
+            return False
+        files, path, _ = table_files
+        return bool(files.exists(path(folder)) and files.delete(path(folder), True))
 
 
 def invoked_command() -> str | None:
