@@ -137,7 +137,6 @@ def test_the_side_not_aligned_on_is_measured_on_a_hash_sample_of_its_ids(module_
 def test_the_sample_prunes_both_inputs_before_the_join_shuffles_them(module_project, built):
     """In the physical plan of the sampled join, each input is filtered on the id's hash
     below the exchange that shuffles it (or the broadcast), not after the join."""
-
     variables = {"embedding_version": "v2", "alignment_sample_size": USER_SAMPLE,
                  "user_embeddings": built["v2"][0], "item_embeddings": built["v2"][1]}
     compiled = module_project.invoke("compile", "--select", "int_users_joined_to_base",

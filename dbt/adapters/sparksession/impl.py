@@ -123,17 +123,15 @@ class SparksessionAdapter(SparkAdapter):
         rows = session.sql(f"describe table extended {relation} {partition}").collect()
         return next((row[1] for row in rows if row[0] == "Location"), None)
 
-    def _table_files(self, relation: BaseRelation):
-        """(the Hadoop file system of a table's location, Path, the location), or None on
-        Spark Connect, whose client cannot reach the server's file system."""
+    def _file_system(self, location: str):
+        """(the Hadoop file system of ``location``, Hadoop's Path), or None on Spark
+        Connect, whose client cannot reach the server's file system."""
         session = self._session()
-        table_location = publication.table_location(session, str(relation))
         jvm_session = getattr(session, "_jsparkSession", None)
         if jvm_session is None:
             return None
         path = session._jvm.org.apache.hadoop.fs.Path
-        files = path(table_location).getFileSystem(jvm_session.sessionState().newHadoopConf())
-        return files, path, table_location
+        return path(location).getFileSystem(jvm_session.sessionState().newHadoopConf()), path
 
     @available
     def remove_unpublished_files(
@@ -148,13 +146,14 @@ class SparksessionAdapter(SparkAdapter):
         """
         from py4j.protocol import Py4JError
 
-        table_files = self._table_files(relation)
-        if table_files is None:
+        table_location = self.table_location(relation)
+        file_system = self._file_system(table_location)
+        if file_system is None:
             if replaced and replaced != published:
                 logger.warning(f"on Spark Connect, the replaced files of {relation} at {replaced} "
                                "are not removed (the server's file system is out of reach)")
             return []
-        files, path, table_location = table_files
+        files, path = file_system
 
         def qualified(location: str) -> str:
             return files.makeQualified(path(location)).toString().rstrip("/")
@@ -186,13 +185,13 @@ class SparksessionAdapter(SparkAdapter):
         folder of that version's staged rows (every run's), which no partition points
         at any more. Whether there was one to remove. Classic sessions only (as
         :meth:`remove_unpublished_files`: logs what is left on Spark Connect)."""
-        table_files = self._table_files(relation)
         folder = publication.version_folder(self.table_location(relation), value)
-        if table_files is None:
+        file_system = self._file_system(folder)
+        if file_system is None:
             logger.warning(f"on Spark Connect, the files of {relation} at {folder} are not "
                            "removed (the server's file system is out of reach)")
             return False
-        files, path, _ = table_files
+        files, path = file_system
         return bool(files.exists(path(folder)) and files.delete(path(folder), True))
 
 
