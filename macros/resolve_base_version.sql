@@ -5,6 +5,9 @@
     - this version already published: the base recorded for it in
       `stabilization_runs`, so a rebuild reproduces it exactly;
     - otherwise: the most recently published version (by first publication).
+
+    Resolved once per build (query_once): every node of a build sees the same
+    base version, and the metastore is asked once, not by every node.
 #}
 {% macro resolve_base_version() %}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
@@ -19,7 +22,7 @@
                 "var 'base_version' = '" ~ requested ~ "' is the version being built; "
                 ~ "a version cannot be aligned to itself") }}
         {%- endif -%}
-        {%- set found = [] if runs is none else run_query(
+        {%- set found = [] if runs is none else query_once(
             "select embedding_version from " ~ runs
             ~ " where embedding_version = " ~ sql_string(requested)).rows -%}
         {%- if found | length == 0 -%}
@@ -32,14 +35,14 @@
 
     {%- if runs is none -%}{{ return(none) }}{%- endif -%}
 
-    {%- set recorded = run_query(
+    {%- set recorded = query_once(
         "select base_version from " ~ runs
         ~ " where embedding_version = " ~ sql_string(version)).rows -%}
     {%- if recorded | length > 0 -%}
         {{- return(recorded[0][0]) -}}
     {%- endif -%}
 
-    {%- set latest = run_query(
+    {%- set latest = query_once(
         "select embedding_version from " ~ runs
         ~ " order by published_at desc, embedding_version desc limit 1").rows -%}
     {{- return(latest[0][0] if latest | length > 0 else none) -}}

@@ -237,8 +237,24 @@ def open_ahead(credentials: SparksessionCredentials, command: str | None) -> thr
     return thread
 
 
+def label_spark_jobs(handle, name: str | None) -> None:
+    """Group the Spark jobs this thread starts under dbt's connection name (the node's
+    unique id): the Spark UI and event log then say which model or test ran each job.
+    Classic sessions only (a thread-local property of the JVM thread PySpark pins to
+    this thread); on Spark Connect the Python models tag their operations instead."""
+    session = getattr(handle, "session", None)
+    if name and getattr(session, "_jsparkSession", None) is not None:
+        session.sparkContext.setLocalProperty("spark.jobGroup.id", name)
+
+
 class SparksessionConnectionManager(SparkConnectionManager):
     TYPE = "sparksession"
+
+    def set_connection_name(self, name: str | None = None) -> Connection:
+        connection = super().set_connection_name(name)
+        if connection.state == ConnectionState.OPEN:
+            label_spark_jobs(connection.handle, connection.name)
+        return connection
 
     @classmethod
     def open(cls, connection: Connection) -> Connection:
@@ -252,6 +268,7 @@ class SparksessionConnectionManager(SparkConnectionManager):
         elif credentials.method == SESSION:
             session = local_session(credentials.server_side_parameters)
             connection.handle = SessionHandle(session)
+            label_spark_jobs(connection.handle, connection.name)
         else:
             return super().open(connection)
         connection.state = ConnectionState.OPEN

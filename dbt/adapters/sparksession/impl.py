@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from dbt.adapters.base import BaseRelation, PythonJobHelper, available
 from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.spark.impl import SparkAdapter
@@ -12,6 +14,11 @@ from dbt.adapters.sparksession.connections import SparksessionConnectionManager,
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
 
 logger = AdapterLogger("Spark")
+
+#: Results of :meth:`SparksessionAdapter.query_once`, for one dbt invocation at a time.
+_QUERY_RESULTS: dict[tuple[str, str], object] = {}
+_QUERY_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_QUERY_GUARD = threading.Lock()
 
 
 class SparksessionAdapter(SparkAdapter):
@@ -41,6 +48,29 @@ class SparksessionAdapter(SparkAdapter):
         """
         relations = super().list_relations_without_caching(schema_relation)
         return [relation for relation in relations if relation.schema]
+
+    @available
+    def query_once(self, sql: str):
+        """The rows of a read-only query, run once per dbt invocation (agate table).
+
+        For the metadata several nodes of one build ask at compile time (the base
+        version, the drift alerts): the first caller runs the query, the others,
+        in any thread, get its rows. Only for queries whose answer cannot change
+        during the invocation, or must not (a build resolves its base version
+        once). A new invocation (the next build of a backfill) asks again.
+        """
+        from dbt_common.invocation import get_invocation_id
+
+        key = (get_invocation_id(), sql)
+        with _QUERY_GUARD:
+            for stale in [k for k in _QUERY_LOCKS if k[0] != key[0]]:
+                _QUERY_LOCKS.pop(stale)
+                _QUERY_RESULTS.pop(stale, None)
+            lock = _QUERY_LOCKS.setdefault(key, threading.Lock())
+        with lock:
+            if key not in _QUERY_RESULTS:
+                _QUERY_RESULTS[key] = self.execute(sql, fetch=True)[1]
+            return _QUERY_RESULTS[key]
 
     @available
     def query_column_types(self, sql: str, described_as: str) -> dict[str, str]:
