@@ -1,6 +1,7 @@
 # The two commands of the README. Each sets up .venv/ first if needed.
 #   make demo   train two ALS retrains and stabilize them with dbt build
 #   make test   run the test suite (pytest: math, dbt unit tests, integration)
+#   make test-quick  the math, dbt's unit tests and one pipeline build (≤ 5 minutes)
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
 # of the published versions), make docs (dbt docs generate + serve), make backfill (a history
 # of retrains: make backfill ARGS="--users db.user_emb --items db.item_emb --partition-column ds").
@@ -13,7 +14,7 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup browser demo test evaluate report docs backfill dist clean
+.PHONY: setup browser demo test test-quick evaluate report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +56,16 @@ docs: setup
 
 test: setup browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
+
+# the edit-test loop (≤ 5 minutes): the math, the adapter's unit tests, dbt's unit
+# tests and one in-process pipeline build of two versions; CI runs the full `make test`
+QUICK_TESTS := test_linalg.py test_arrow.py test_grams.py test_evaluation.py \
+	test_adapter_plugin.py test_unit_tests.py test_pipeline.py
+QUICK_SKIP := not rebuilding and not arrow_and_sql and not renders_in_chromium and not docs_site
+
+test-quick: setup
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10 \
+		$(addprefix tests/python/,$(QUICK_TESTS)) -k "$(QUICK_SKIP)"
 
 # python_udfs as a zip for spark-submit --py-files (the executors import it)
 dist: setup

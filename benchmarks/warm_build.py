@@ -184,7 +184,7 @@ def main() -> int:
                         help="a Spark setting key=value for the session (repeatable)")
     parser.add_argument("--tables", action="store_true",
                         help="inputs as catalog tables (external Parquet) instead of parquet.`path`")
-    parser.add_argument("--jobs", default="", help="also list the Spark jobs of nodes whose name holds this")
+    parser.add_argument("--jobs", default="", help="also list the Spark jobs of nodes whose name holds one of these (comma-separated)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="warm_build_"))
@@ -310,7 +310,7 @@ def main() -> int:
         for count, text in sorted(repeated, reverse=True):
             print(f"  {count} x {text[:150]}")
     for run in results if args.jobs else []:
-        if args.jobs in run.node.unique_id:
+        if any(part in run.node.unique_id for part in args.jobs.split(",")):
             print(f"\njobs of {run.node.unique_id}:")
             for job in sorted((j for j in jobs if j["node"] == run.node.unique_id), key=lambda j: j["start"]):
                 print(f"  {job.get('end', job['start']) - job['start']:6.3f} s {job['stages']} stages "

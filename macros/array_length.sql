@@ -11,7 +11,8 @@
     {%- if not execute -%}
         {{ return(1) }}
     {%- endif -%}
-    {%- set rows = run_query(
+    {#- once per build: the Gram and the base checks ask for the same lengths -#}
+    {%- set rows = query_once(
         "select size(" ~ column ~ ") from " ~ relation
         ~ " where " ~ column ~ " is not null limit 1").rows -%}
     {{ return(rows[0][0] if rows | length > 0 else none) }}

@@ -294,52 +294,72 @@ def _zero_padded_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, 
     return tuple(np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in (left, right))
 
 
-def alignment_partials(batches: Iterable[pa.RecordBatch], transform: np.ndarray):
-    """Yield one row of per-partition sums comparing new (raw and stabilized) to base rows."""
+def alignment_partials(batches: Iterable[pa.RecordBatch], transforms: dict[str, np.ndarray]):
+    """Yield per side one row of this partition's sums comparing new (raw and
+    stabilized) to base rows. Columns: embedding, base_embedding, side."""
+    import pyarrow.compute as pc
     from pyspark import TaskContext
 
-    dimension = transform.shape[0]
-    totals = np.zeros(len(MEASURES))
+    totals = {side: np.zeros(len(MEASURES)) for side in transforms}
     for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        raw = list_column_to_matrix(batch.column(0), dimension, "embedding")
-        base = list_column_to_matrix(batch.column(1), name="base_embedding")
-        # the published values: float32, as in the stabilized tables
-        stabilized = (raw @ transform).astype(np.float32).astype(np.float64)
-        # rows of different widths (a dimension change) are compared zero-padded
-        stabilized, base_for_stabilized = _zero_padded_pair(stabilized, base)
-        totals += [
-            batch.num_rows,
-            row_cosines(*_zero_padded_pair(raw, base)).sum(),
-            row_cosines(stabilized, base_for_stabilized).sum(),
-            np.square(stabilized - base_for_stabilized).sum(),
-            np.square(base).sum(),
-        ]
+        for side in pc.unique(batch.column(2)).to_pylist():
+            rows = batch.filter(pc.equal(batch.column(2), side))
+            if rows.num_rows == 0:
+                continue
+            transform = transforms[side]
+            raw = list_column_to_matrix(rows.column(0), transform.shape[0], "embedding")
+            base = list_column_to_matrix(rows.column(1), name="base_embedding")
+            # the published values: float32, as in the stabilized tables
+            stabilized = (raw @ transform).astype(np.float32).astype(np.float64)
+            # rows of different widths (a dimension change) are compared zero-padded
+            stabilized, base_for_stabilized = _zero_padded_pair(stabilized, base)
+            totals[side] += [
+                rows.num_rows,
+                row_cosines(*_zero_padded_pair(raw, base)).sum(),
+                row_cosines(stabilized, base_for_stabilized).sum(),
+                np.square(stabilized - base_for_stabilized).sum(),
+                np.square(base).sum(),
+            ]
+    sides = list(totals)
     yield pa.RecordBatch.from_arrays(
-        [pa.array([TaskContext.get().partitionId()], pa.int32())]
-        + [pa.array([value]) for value in totals],
-        names=["partition_id"] + MEASURES,
+        [pa.array([TaskContext.get().partitionId()] * len(sides), pa.int32()), pa.array(sides)]
+        + [pa.array([totals[side][index] for side in sides]) for index in range(len(MEASURES))],
+        names=["partition_id", "side", *MEASURES],
     )
 
 
 def alignment_measures(joined_by_side: dict, transforms, session):
     """Return per side: aligned ids and sums of cosine (raw, stabilized) and residual.
 
-    The rows are measured on the executors (numpy on Arrow batches); only one
-    row of sums per partition reaches the driver, where ``math.fsum`` adds them
-    exactly, so the result does not depend on partition order.
+    The rows of every side are measured in one Spark job on the executors (numpy
+    on Arrow batches); only one row of sums per partition and side reaches the
+    driver, where ``math.fsum`` adds them exactly, so the result does not depend
+    on partition order.
     """
-    schema = "partition_id int, " + ", ".join(f"{name} double" for name in MEASURES)
+    from pyspark.sql import functions as F
+
+    solved = {
+        row["side"]: np.array(row["transform"], dtype=np.float64)
+        for row in transforms.select("side", "transform").collect()
+    }
+    missing = [side for side in joined_by_side if side not in solved]
+    if missing:
+        raise ValueError(f"no transform was solved for side {missing[0]!r}")
+    frames = [
+        joined.select("embedding", "base_embedding", F.lit(side).alias("side"))
+        for side, joined in joined_by_side.items()
+    ]
+    unioned = frames[0]
+    for frame in frames[1:]:
+        unioned = unioned.unionByName(frame)
+    schema = "partition_id int, side string, " + ", ".join(f"{name} double" for name in MEASURES)
+    partials = unioned.mapInArrow(
+        partial(alignment_partials, transforms={side: solved[side] for side in joined_by_side}),
+        schema,
+    ).collect()
     rows = []
-    for side, joined in joined_by_side.items():
-        transform = solved_transform(transforms, side)
-        partials = (
-            joined.select("embedding", "base_embedding")
-            .mapInArrow(partial(alignment_partials, transform=transform), schema)
-            .collect()
-        )
-        sums = [math.fsum(p[name] for p in partials) for name in MEASURES]
+    for side in joined_by_side:
+        sums = [math.fsum(p[name] for p in partials if p["side"] == side) for name in MEASURES]
         rows.append((side, int(sums[0]), *sums[1:]))
     columns = "side string, aligned_ids long, " + ", ".join(f"{n} double" for n in MEASURES[1:])
     return session.createDataFrame(rows, columns)

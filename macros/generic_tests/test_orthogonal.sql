@@ -29,44 +29,26 @@ wrong_shape as (
 
 ),
 
-entries as (
-
-    select matrix_id, row_index, column_index, value
-    from matrices
-    lateral view posexplode(matrix) matrix_rows as row_index, matrix_row
-    lateral view posexplode(matrix_row) row_values as column_index, value
-
-),
-
--- (OᵀO)[a][b] = Σ_i O[i][a]·O[i][b]
-products as (
-
-    select
-        left_entries.matrix_id,
-        left_entries.column_index as a,
-        right_entries.column_index as b,
-        sum(left_entries.value * right_entries.value) as product
-    from entries as left_entries
-    inner join entries as right_entries
-        on left_entries.matrix_id = right_entries.matrix_id
-        and left_entries.row_index = right_entries.row_index
-    group by 1, 2, 3
-
-),
-
+-- (OᵀO)[a][b] = Σ_i O[i][a]·O[i][b], row by row: e×e numbers, no join or shuffle
 not_orthogonal as (
 
     select
         matrix_id,
         'OᵀO differs from the identity' as problem,
-        max(abs(product - if(a = b, 1.0, 0.0))) as worst_error
-    from products
-    group by matrix_id
-    having max(abs(product - if(a = b, 1.0, 0.0))) > {{ tolerance }}
+        array_max(flatten(transform(sequence(0, dimension - 1), a ->
+            transform(sequence(0, dimension - 1), b -> abs(
+                aggregate(matrix, cast(0 as double), (total, matrix_row) ->
+                    total + element_at(matrix_row, a + 1) * element_at(matrix_row, b + 1))
+                - if(a = b, 1.0, 0.0)))))) as worst_error
+    from matrices
+    where dimension > 0
+        and size(matrix) = dimension
+        and not exists(matrix, matrix_row -> size(matrix_row) != dimension)
 
 )
 
 select * from wrong_shape
 union all
 select * from not_orthogonal
+where worst_error > {{ tolerance }}
 {% endmacro %}

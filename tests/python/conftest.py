@@ -42,6 +42,30 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+#: The modules that take longest, longest first (make test's --durations): pytest-xdist
+#: hands whole modules to its two workers in this order, so that no long module is
+#: left to start when the other worker has nothing more to do.
+SLOWEST_MODULES = (
+    "test_backfill",
+    "test_connect",
+    "test_chained_versions",
+    "test_publication",
+    "test_faults",
+    "test_cluster",
+    "test_pipeline",
+    "test_bad_input",
+    "test_drift_alerts",
+    "test_partitioned_inputs",
+    "test_adapter_suite",
+    "test_failures",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: number for number, name in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
+
+
 def build_arguments(version: str, users: str, items: str, **extra_vars) -> list[str]:
     """dbt's arguments to build one version from two input relations."""
     variables = {

@@ -26,8 +26,8 @@ from python_udfs.synthetic import write_history
 
 pytestmark = pytest.mark.integration
 
-# 4: two published before the kill, at least one built after the resume
-PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 5)]
+# 3: two published before the kill, the third built after the resume
+PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 4)]
 BACKFILL = PROJECT_DIR / "scripts" / "backfill.py"
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "backfill"
@@ -35,7 +35,7 @@ SCHEMA = "backfill"
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
-    """4 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
+    """3 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
     root = tmp_path_factory.mktemp("history")
     return write_history(root, PARTITIONS, users=60, items=30, dimension=4)
 
