@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 USER_SAMPLE = 100
 # v2 measures users (not aligned on) on a hash sample of about 100 of its 400
 BUILD_VARS = {"v1": {}, "v2": {"alignment_sample_size": USER_SAMPLE}}
+#: each build's output (dbt's debug log included), by version
+BUILD_OUTPUTS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,7 @@ def built(module_project, retrains):
     for version in ("v1", "v2"):
         run = module_project.build(version, *relations[version], **BUILD_VARS[version])
         assert run.success, run.output
+        BUILD_OUTPUTS[version] = run.output
     return relations
 
 
@@ -226,6 +229,24 @@ def test_a_run_sends_no_usage_events_and_leaves_no_folder_in_the_system_temp(mod
     assert resources.is_dir()  # made by Hive's session there
     hadoop_conf = spark_session().sparkContext._jsc.hadoopConfiguration()
     assert hadoop_conf.get("hive.downloaded.resources.dir") == str(resources)
+
+
+def test_a_build_asks_for_its_base_version_and_drift_alerts_once(built):
+    """Metadata many nodes of a build need is queried once per build (query_once), not
+    by every node: the latest published version, and the drift alerts of the four tests."""
+    log = BUILD_OUTPUTS["v2"]
+    assert log.count("order by published_at desc, embedding_version desc limit 1") == 1
+    assert log.count("runs_with_base as (") == 1
+    assert log.count("drift_alert_") >= 4  # the four tests ran, one query between them
+
+
+def test_spark_jobs_are_grouped_by_the_dbt_node_that_ran_them(built):
+    """The Spark UI and event log name the dbt node of every job (its job group)."""
+    tracker = spark_session().sparkContext.statusTracker()
+    for node in ("model.embedding_stabilization.int_gram_matrices",
+                 "model.embedding_stabilization.int_users_stabilized",
+                 "model.embedding_stabilization.stabilization_runs"):
+        assert tracker.getJobIdsForGroup(node), node
 
 
 def test_arrow_and_sql_gram_paths_agree(module_project, built):
