@@ -38,11 +38,22 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from python_udfs.synthetic import first_retrain, next_retrain, write_parquet  # noqa: E402
+from python_udfs.synthetic import first_retrain, next_retrain, write_parquet
 
 #: first words of statements that only touch the catalog (no Spark job of their own)
-CATALOG_WORDS = ("show", "describe", "desc", "alter", "drop", "create view",
-                 "create or replace view", "create schema", "create database", "use", "refresh")
+CATALOG_WORDS = (
+    "show",
+    "describe",
+    "desc",
+    "alter",
+    "drop",
+    "create view",
+    "create or replace view",
+    "create schema",
+    "create database",
+    "use",
+    "refresh",
+)
 
 
 def statement_kind(sql: str) -> str:
@@ -99,7 +110,9 @@ def _descendants(pid: int) -> list[int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except (FileNotFoundError, ProcessLookupError):
         return ""
 
@@ -126,7 +139,9 @@ def spark_jobs(event_log_dir: Path) -> list[dict]:
             kind = event.get("Event")
             if kind == "SparkListenerJobStart":
                 properties = event.get("Properties") or {}
-                group = properties.get("spark.jobGroup.id") or properties.get("spark.job.description")
+                group = properties.get("spark.jobGroup.id") or properties.get(
+                    "spark.job.description"
+                )
                 stages = event.get("Stage Infos") or []
                 jobs[event["Job ID"]] = {
                     "node": (group or "").removeprefix("dbt "),
@@ -136,7 +151,9 @@ def spark_jobs(event_log_dir: Path) -> list[dict]:
                     "execution": properties.get("spark.sql.execution.id"),
                 }
             elif kind.endswith("SQLExecutionStart"):
-                executions[str(event["executionId"])] = " ".join(event.get("description", "").split())
+                executions[str(event["executionId"])] = " ".join(
+                    event.get("description", "").split()
+                )
             elif kind == "SparkListenerJobEnd":
                 jobs[event["Job ID"]]["end"] = event["Completion Time"] / 1000
             elif kind == "SparkListenerStageCompleted":
@@ -177,31 +194,47 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--dimension", type=int, default=16)
-    parser.add_argument("--builds", type=int, default=3, help="builds in the process (last measured)")
+    parser.add_argument(
+        "--builds", type=int, default=3, help="builds in the process (last measured)"
+    )
     parser.add_argument("--vars", default="{}", help="extra dbt vars (JSON) for every build")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--conf", action="append", default=[],
-                        help="a Spark setting key=value for the session (repeatable)")
-    parser.add_argument("--tables", action="store_true",
-                        help="inputs as catalog tables (external Parquet) instead of parquet.`path`")
-    parser.add_argument("--jobs", default="", help="also list the Spark jobs of nodes whose name holds one of these (comma-separated)")
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        help="a Spark setting key=value for the session (repeatable)",
+    )
+    parser.add_argument(
+        "--tables",
+        action="store_true",
+        help="inputs as catalog tables (external Parquet) instead of parquet.`path`",
+    )
+    parser.add_argument(
+        "--jobs",
+        default="",
+        help="also list the Spark jobs of nodes whose name holds one of these (comma-separated)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="warm_build_"))
     event_logs = work / "events"
     event_logs.mkdir()
-    os.environ.update({
-        "DBT_SPARK_HOME": str(work / "spark"),
-        "DBT_SCHEMA": "warm_build",
-        "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
-        "DBT_TARGET_PATH": str(work / "target"),
-        "DBT_LOG_PATH": str(work / "logs"),
-    })
+    os.environ.update(
+        {
+            "DBT_SPARK_HOME": str(work / "spark"),
+            "DBT_SCHEMA": "warm_build",
+            "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
+            "DBT_TARGET_PATH": str(work / "target"),
+            "DBT_LOG_PATH": str(work / "logs"),
+        }
+    )
     # Spark's event log: settings the profile does not make, so spark-submit's --conf holds
     os.environ["PYSPARK_SUBMIT_ARGS"] = (
         f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file:{event_logs} "
         "--conf spark.eventLog.compress=false "
-        + "".join(f"--conf {setting} " for setting in args.conf) + "pyspark-shell"
+        + "".join(f"--conf {setting} " for setting in args.conf)
+        + "pyspark-shell"
     )
 
     retrain = first_retrain(args.users, args.items, args.dimension, seed=0)
@@ -211,12 +244,18 @@ def main() -> int:
         if number:
             retrain = next_retrain(retrain, seed=number)
         folder = work / "data" / version
-        write_parquet(folder / "users", retrain.user_ids, retrain.users, rows_per_file=max(1, args.users // 3))
-        write_parquet(folder / "items", retrain.item_ids, retrain.items, rows_per_file=max(1, args.items // 2))
+        write_parquet(
+            folder / "users", retrain.user_ids, retrain.users, rows_per_file=max(1, args.users // 3)
+        )
+        write_parquet(
+            folder / "items", retrain.item_ids, retrain.items, rows_per_file=max(1, args.items // 2)
+        )
         inputs.append((version, f"parquet.`{folder / 'users'}`", f"parquet.`{folder / 'items'}`"))
     if args.tables:
-        inputs = [(version, as_table(users, f"users_{n}"), as_table(items, f"items_{n}"))
-                  for n, (version, users, items) in enumerate(inputs)]
+        inputs = [
+            (version, as_table(users, f"users_{n}"), as_table(items, f"items_{n}"))
+            for n, (version, users, items) in enumerate(inputs)
+        ]
 
     from dbt.cli.main import dbtRunner
 
@@ -244,10 +283,16 @@ def main() -> int:
             last = number == len(inputs) - 1
             if last:
                 measuring.set()
-            variables = {"embedding_version": version, "user_embeddings": users,
-                         "item_embeddings": items, **extra}
+            variables = {
+                "embedding_version": version,
+                "user_embeddings": users,
+                "item_embeddings": items,
+                **extra,
+            }
             started = time.time()
-            result = runner.invoke(["build", "--log-level", "warn", "--vars", json.dumps(variables)])
+            result = runner.invoke(
+                ["build", "--log-level", "warn", "--vars", json.dumps(variables)]
+            )
             walls.append(time.time() - started)
             if not result.success:
                 print(f"build of {version} failed: {result.exception}", file=sys.stderr)
@@ -271,39 +316,55 @@ def main() -> int:
         sql = statements.get(node, [])
         catalog = [s for kind, s in sql if kind == "catalog"]
         query = [s for kind, s in sql if kind == "query"]
-        rows.append({
-            "node": run.node.name if len(run.node.name) <= 44 else run.node.name[:41] + "...",
-            "start": start, "wall": end - start,
-            "compile": timing["compile"].completed_at.timestamp() - start,
-            "catalog": (len(catalog), sum(catalog)), "query": (len(query), sum(query)),
-            "jobs": len(node_jobs), "stages": sum(j["stages"] for j in node_jobs),
-            "tasks": sum(j["tasks"] for j in node_jobs),
-            "job_s": union_seconds([(j["start"], j["end"]) for j in node_jobs]),
-            "py": sum(1 for when, _ in workers.started if start <= when <= end),
-            "rest": end - start - sum(catalog) - sum(query),
-        })
+        rows.append(
+            {
+                "node": run.node.name if len(run.node.name) <= 44 else run.node.name[:41] + "...",
+                "start": start,
+                "wall": end - start,
+                "compile": timing["compile"].completed_at.timestamp() - start,
+                "catalog": (len(catalog), sum(catalog)),
+                "query": (len(query), sum(query)),
+                "jobs": len(node_jobs),
+                "stages": sum(j["stages"] for j in node_jobs),
+                "tasks": sum(j["tasks"] for j in node_jobs),
+                "job_s": union_seconds([(j["start"], j["end"]) for j in node_jobs]),
+                "py": sum(1 for when, _ in workers.started if start <= when <= end),
+                "rest": end - start - sum(catalog) - sum(query),
+            }
+        )
     rows.sort(key=lambda row: row["start"])
     first = rows[0]["start"]
-    header = (f"{'node':<45}{'at':>6}{'wall':>6}{'comp':>6}{'catalog':>11}{'query':>11}"
-              f"{'jobs':>5}{'stg':>5}{'tasks':>6}{'job s':>7}{'py':>4}{'rest':>6}")
-    print(f"\nbuild {len(inputs)}, {args.users} users x {args.items} items x e={args.dimension}, "
-          f"node by node (seconds; catalog/query: statements/seconds):")
+    header = (
+        f"{'node':<45}{'at':>6}{'wall':>6}{'comp':>6}{'catalog':>11}{'query':>11}"
+        f"{'jobs':>5}{'stg':>5}{'tasks':>6}{'job s':>7}{'py':>4}{'rest':>6}"
+    )
+    print(
+        f"\nbuild {len(inputs)}, {args.users} users x {args.items} items x e={args.dimension}, "
+        f"node by node (seconds; catalog/query: statements/seconds):"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
-        print(f"{row['node']:<45}{row['start'] - first:>6.2f}{row['wall']:>6.2f}{row['compile']:>6.2f}"
-              f"{row['catalog'][0]:>4}/{row['catalog'][1]:>6.2f}{row['query'][0]:>4}/{row['query'][1]:>6.2f}"
-              f"{row['jobs']:>5}{row['stages']:>5}{row['tasks']:>6}{row['job_s']:>7.2f}{row['py']:>4}"
-              f"{row['rest']:>6.2f}")
+        print(
+            f"{row['node']:<45}{row['start'] - first:>6.2f}{row['wall']:>6.2f}{row['compile']:>6.2f}"
+            f"{row['catalog'][0]:>4}/{row['catalog'][1]:>6.2f}{row['query'][0]:>4}/{row['query'][1]:>6.2f}"
+            f"{row['jobs']:>5}{row['stages']:>5}{row['tasks']:>6}{row['job_s']:>7.2f}{row['py']:>4}"
+            f"{row['rest']:>6.2f}"
+        )
     span = max(row["start"] + row["wall"] for row in rows) - first
-    totals = {key: sum(row[key] for row in rows) for key in ("wall", "compile", "jobs", "tasks", "job_s", "py", "rest")}
+    totals = {
+        key: sum(row[key] for row in rows)
+        for key in ("wall", "compile", "jobs", "tasks", "job_s", "py", "rest")
+    }
     print("-" * len(header))
-    print(f"{len(rows)} nodes: {totals['wall']:.1f} s of node time in {span:.1f} s from first start "
-          f"to last end; compile {totals['compile']:.1f} s; catalog statements "
-          f"{sum(r['catalog'][0] for r in rows)} / {sum(r['catalog'][1] for r in rows):.1f} s; "
-          f"queries {sum(r['query'][0] for r in rows)} / {sum(r['query'][1] for r in rows):.1f} s; "
-          f"Spark jobs {totals['jobs']} ({totals['tasks']} tasks, {totals['job_s']:.1f} s); "
-          f"Python workers started {totals['py']}; outside statements {totals['rest']:.1f} s")
+    print(
+        f"{len(rows)} nodes: {totals['wall']:.1f} s of node time in {span:.1f} s from first start "
+        f"to last end; compile {totals['compile']:.1f} s; catalog statements "
+        f"{sum(r['catalog'][0] for r in rows)} / {sum(r['catalog'][1] for r in rows):.1f} s; "
+        f"queries {sum(r['query'][0] for r in rows)} / {sum(r['query'][1] for r in rows):.1f} s; "
+        f"Spark jobs {totals['jobs']} ({totals['tasks']} tasks, {totals['job_s']:.1f} s); "
+        f"Python workers started {totals['py']}; outside statements {totals['rest']:.1f} s"
+    )
     repeated = [(count, text) for text, count in Counter(texts).items() if count > 1]
     if repeated:
         print("\nstatements sent more than once in the build:")
@@ -312,9 +373,13 @@ def main() -> int:
     for run in results if args.jobs else []:
         if any(part in run.node.unique_id for part in args.jobs.split(",")):
             print(f"\njobs of {run.node.unique_id}:")
-            for job in sorted((j for j in jobs if j["node"] == run.node.unique_id), key=lambda j: j["start"]):
-                print(f"  {job.get('end', job['start']) - job['start']:6.3f} s {job['stages']} stages "
-                      f"{job['tasks']:3} tasks  {job['name'][:50]:<50} {job['sql'][:90]}")
+            for job in sorted(
+                (j for j in jobs if j["node"] == run.node.unique_id), key=lambda j: j["start"]
+            ):
+                print(
+                    f"  {job.get('end', job['start']) - job['start']:6.3f} s {job['stages']} stages "
+                    f"{job['tasks']:3} tasks  {job['name'][:50]:<50} {job['sql'][:90]}"
+                )
     print(f"whole builds in the process: {', '.join(f'{wall:.1f}' for wall in walls)} s")
     if args.keep:
         print(f"kept: {work}")

@@ -77,18 +77,27 @@ def write_parquet(path: str | Path, ids: np.ndarray, matrix: np.ndarray, rows_pe
 
 
 def write_history(
-    root: str | Path, versions: list[str], users: int, items: int, dimension: int
+    root: str | Path,
+    versions: list[str],
+    users: int,
+    items: int,
+    dimension: int,
+    unrelated: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Write one retrain per version as Parquet tables partitioned by ``ds`` (``ds=…`` folders).
 
     Each retrain is the first one in new coordinates (``next_retrain`` of the first,
-    not a chain: a chain of random maps grows ill-conditioned in float32). Returns
+    not a chain: a chain of random maps grows ill-conditioned in float32); the
+    versions in ``unrelated`` are another model on the same ids (as after a
+    retrain that learned something else: a drift alert). Returns
     the relations of the two tables, ``parquet.`…/user_emb``` and ``…/item_emb``.
     """
     root = Path(root)
     first = first_retrain(users=users, items=items, dimension=dimension, seed=0)
     for number, ds in enumerate(versions):
         retrain = next_retrain(first, seed=number) if number else first
+        if ds in unrelated:
+            retrain = first_retrain(users=users, items=items, dimension=dimension, seed=100 + number)
         write_parquet(
             root / "user_emb" / f"ds={ds}" / "part-0.parquet", retrain.user_ids, retrain.users
         )

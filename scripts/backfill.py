@@ -16,6 +16,11 @@ process, so Spark starts once. Versions already published are skipped unless
 --rebuild; the first failure stops the backfill with dbt's error, and every
 version published before it stays published: run the same command again to
 resume.
+
+The summary lists each version's drift alerts (the tests on stabilization_runs,
+which warn by default) and prints their messages after the table;
+--fail-on-alert makes an alert stop the backfill at the version that raised
+it (that version is published: the alerts read its published row).
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ SUMMARY_COLUMNS = {
     "mean_cosine_stabilized": "stabilized cosine",
     "max_dot_product_error": "max dot err",
 }
+
+#: the var that makes a drift alert fail its build (README: Drift alerts)
+FAIL_ON_ALERT_VARS = {"drift_alert_severity": "error"}
 
 
 @dataclass
@@ -118,8 +126,8 @@ class StageReporter:
             self.bar.set_postfix_str(event.data.node_info.node_name, refresh=True)
 
 
-def build_version(variables: dict, dbt_args: list[str], bar) -> tuple[bool, str]:
-    """One `dbt build`; (success, dbt's error messages)."""
+def build_version(variables: dict, dbt_args: list[str], bar) -> tuple[bool, str, list[str]]:
+    """One `dbt build`; (success, dbt's error messages, the nodes that failed)."""
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner(callbacks=[StageReporter(bar)]).invoke(
@@ -140,12 +148,17 @@ def build_version(variables: dict, dbt_args: list[str], bar) -> tuple[bool, str]
         ]
     )
     if result.success:
-        return True, ""
+        return True, "", []
     messages = [str(result.exception)] if result.exception is not None else []
+    failed = []
     for node_result in getattr(result.result, "results", None) or []:
-        if str(node_result.status) in ("error", "fail") and node_result.message:
-            messages.append(f"{node_result.node.name}: {node_result.message}")
-    return False, "\n".join(messages)
+        if str(node_result.status) in ("error", "fail"):
+            failed.append(node_result.node.name)
+            if node_result.message:
+                messages.append(f"{node_result.node.name}: {node_result.message}")
+    if result.exception is not None:
+        failed.append("")  # not a node's failure
+    return False, "\n".join(messages), failed
 
 
 def summary(versions: list[str], dbt_args: list[str]):
@@ -163,15 +176,46 @@ def summary(versions: list[str], dbt_args: list[str]):
     return runs.rename(columns=SUMMARY_COLUMNS)
 
 
-def format_summary(runs, statuses: dict[str, str]) -> str:
-    runs = runs.assign(run=runs["version"].map(statuses), base=runs["base"].fillna("-"))
+def drift_alerts(versions: list[str], dbt_args: list[str]):
+    """The drift alerts the backfilled versions raised: version, alert, message."""
+    listed = ", ".join(f"'{version}'" for version in versions)
+    alerts = dbt_show(
+        "select embedding_version, alert, message"
+        " from ({{ drift_alerts(ref('stabilization_runs')) }}) as alerts"
+        f" where embedding_version in ({listed})",
+        dbt_args,
+    )
+    order = {version: position for position, version in enumerate(versions)}
+    alerts = alerts.assign(position=alerts["embedding_version"].map(order))
+    return alerts.sort_values(["position", "alert"]).drop(columns="position")
+
+
+def format_summary(runs, statuses: dict[str, str], alerts=None) -> str:
+    """The summary table, and the message of each drift alert raised after it."""
+    raised: dict[str, list[str]] = {}
+    for row in [] if alerts is None else alerts.itertuples():
+        raised.setdefault(row.embedding_version, []).append(row.alert)
+    runs = runs.assign(
+        alerts=runs["version"].map(lambda version: ", ".join(raised.get(version, [])) or "-"),
+        run=runs["version"].map(statuses),
+        base=runs["base"].fillna("-"),
+    )
     formats = {"stabilized cosine": "{:.4f}", "max dot err": "{:.2e}"}
     text = runs.to_string(
         index=False,
         na_rep="-",
         formatters={name: fmt.format for name, fmt in formats.items()},
     )
+    if raised:
+        count = sum(len(names) for names in raised.values())
+        text += f"\n\n{count} drift alert{'s' if count > 1 else ''} in {len(raised)} of {len(runs)} versions:"
+        text += "".join(f"\n  {message}" for message in alerts["message"])
     return text
+
+
+def alert_stopped(failed_nodes: list[str]) -> bool:
+    """Whether a build failed only on drift alerts (its version is then published)."""
+    return bool(failed_nodes) and all(name.startswith("drift_alert_") for name in failed_nodes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="rebuild published versions too")
     parser.add_argument("--vars", default="{}", help="more dbt vars (YAML/JSON), for every version")
     parser.add_argument("--target", help="dbt target (default: the profile's)")
+    parser.add_argument(
+        "--fail-on-alert",
+        action="store_true",
+        help="stop at the first version that raises a drift alert (exit 1)",
+    )
     args = parser.parse_args(argv)
     if not args.versions and not args.partition_column:
         parser.error("give --versions, or --partition-column to read them from the inputs")
@@ -206,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         items=args.items,
         partition_column=args.partition_column,
-        extra_vars=yaml.safe_load(args.vars) or {},
+        extra_vars={
+            **(yaml.safe_load(args.vars) or {}),
+            **(FAIL_ON_ALERT_VARS if args.fail_on_alert else {}),
+        },
     )
     if not plan.versions:
         print("no version to build", file=sys.stderr)
@@ -224,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             position = plan.versions.index(version)
             bar.set_description(f"{position + 1}/{len(plan.versions)} {version}")
             base = plan.versions[position - 1] if position > 0 else None
-            ok, errors = build_version(plan.build_vars(version, base), dbt_args, bar)
+            ok, errors, failed_nodes = build_version(plan.build_vars(version, base), dbt_args, bar)
+            if not ok and args.fail_on_alert and alert_stopped(failed_nodes):
+                statuses[version] = "alert"
+                break
             if not ok:
                 statuses[version] = "failed"
                 break
@@ -236,14 +291,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{errors}\n(dbt's full log: {Path(os.environ.get('DBT_LOG_PATH', 'logs')) / 'dbt.log'})",
             file=sys.stderr,
         )
-    built = [version for version, status in statuses.items() if status == "built"]
+    if "alert" in statuses.values():
+        print(
+            f"version {version} raised a drift alert (--fail-on-alert): it is published; "
+            "the backfill stops here.",
+            file=sys.stderr,
+        )
+    built = [version for version, status in statuses.items() if status in ("built", "alert")]
     print(
         f"built {len(built)} of {len(plan.versions)} versions in {time.monotonic() - started:.0f} s"
     )
     done = [version for version in plan.versions if statuses.get(version, "failed") != "failed"]
     if done:
-        print(format_summary(summary(done, dbt_args), statuses))
-    return 1 if "failed" in statuses.values() else 0
+        print(format_summary(summary(done, dbt_args), statuses, drift_alerts(done, dbt_args)))
+    return 1 if {"failed", "alert"} & set(statuses.values()) else 0
 
 
 if __name__ == "__main__":

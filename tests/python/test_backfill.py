@@ -26,8 +26,10 @@ from python_udfs.synthetic import write_history
 
 pytestmark = pytest.mark.integration
 
-# 3: two published before the kill, the third built after the resume
+# 3: two published before the kill, the third built after the resume; the third
+# is another model (a retrain that learned something else): it raises drift alerts
 PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 4)]
+UNRELATED = PARTITIONS[-1]
 BACKFILL = PROJECT_DIR / "scripts" / "backfill.py"
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "backfill"
@@ -37,7 +39,7 @@ SCHEMA = "backfill"
 def history(tmp_path_factory):
     """3 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
     root = tmp_path_factory.mktemp("history")
-    return write_history(root, PARTITIONS, users=60, items=30, dimension=4)
+    return write_history(root, PARTITIONS, users=60, items=30, dimension=4, unrelated=(UNRELATED,))
 
 
 def backfill_arguments(history, *more: str) -> list[str]:
@@ -150,16 +152,41 @@ def test_backfill_aligns_each_partition_to_the_one_before(backfills):
     assert [run["embedding_version"] for run in runs] == PARTITIONS
     assert [run["base_version"] for run in runs] == [None, *PARTITIONS[:-1]]
     assert all(run["max_dot_product_error"] < 1e-5 for run in runs)
-    assert all(run["mean_cosine_stabilized"] > 0.9 for run in runs[1:])
+    assert all(run["mean_cosine_stabilized"] > 0.9 for run in runs[1:-1])
     # the progress bar (version i / N, the node running) and the summary table
     count = len(PARTITIONS)
     assert f"{count}/{count} {PARTITIONS[-1]}" in output and "int_transforms_solved" in output
     summary = output.rsplit(f"built {count} of {count} versions in", 1)[1]
     assert re.search(
-        r"version +base +rows +aligned ids +stabilized cosine +max dot err +run", summary
+        r"version +base +rows +aligned ids +stabilized cosine +max dot err +alerts +run", summary
     )
-    for version in PARTITIONS:
-        assert re.search(rf"{version} .* built", summary), summary
+    for version in PARTITIONS[:-1]:
+        assert re.search(rf"{version} .* - +built", summary), summary  # no alert
+
+
+def test_the_backfill_summary_shows_the_drift_alerts_it_raised(backfills):
+    """A warning in dbt's log is easy to miss: the summary lists each version's alerts,
+    and their messages follow the table (the backfill still succeeds: they warn)."""
+    _, output, _ = backfills["clean"]
+    summary = output.rsplit(f"built {len(PARTITIONS)} of {len(PARTITIONS)} versions in", 1)[1]
+    assert re.search(rf"{UNRELATED} .*stabilized_cosine.* built", summary), summary
+    assert re.search(r"\d drift alerts? in 1 of 3 versions:", summary), summary
+    assert (f"drift alert, version {UNRELATED}: stabilized cosine to base version "
+            f"{PARTITIONS[-2]} is") in summary
+
+
+def test_fail_on_alert_makes_the_builds_fail_on_a_drift_alert_and_tells_it_apart():
+    """--fail-on-alert sets the alerts' severity to error (what stops the build is
+    tested in test_drift_alerts); a build that failed only on drift alerts is told
+    apart from one that failed for another reason (its version is published)."""
+    sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+    import backfill
+
+    assert backfill.FAIL_ON_ALERT_VARS == {"drift_alert_severity": "error"}
+    assert backfill.alert_stopped(["drift_alert_stabilized_cosine", "drift_alert_aligned_share"])
+    assert not backfill.alert_stopped(["drift_alert_shape_change", "valid_ids_stg_retrain__users"])
+    assert not backfill.alert_stopped(["drift_alert_shape_change", ""])  # and an exception
+    assert not backfill.alert_stopped([])
 
 
 def test_a_killed_backfill_resumes_to_the_tables_of_an_uninterrupted_one(backfills):
