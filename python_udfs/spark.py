@@ -263,15 +263,17 @@ def stabilize(embeddings, transforms, side: str) -> ArrowMapped:
     side : {"users", "items"}
     """
     columns = embeddings.select("id", "embedding", "embedding_version")
-    return transformed(columns, solved_transform(transforms, side))
+    return transformed(columns, solved_transforms(transforms, [side])[side])
 
 
-def solved_transform(transforms, side: str) -> np.ndarray:
-    """Return the e×e transform of one side from ``int_transforms_solved``."""
-    row = transforms.where(transforms.side == side).select("transform").first()
-    if row is None:
-        raise ValueError(f"no transform was solved for side {side!r}")
-    return np.array(row["transform"], dtype=np.float64)
+def solved_transforms(transforms, sides: Iterable[str]) -> dict[str, np.ndarray]:
+    """Return {side: e×e transform} of ``sides`` from ``int_transforms_solved``, read at once."""
+    rows = transforms.where(transforms.side.isin(list(sides))).select("side", "transform").collect()
+    solved = {row["side"]: np.array(row["transform"], dtype=np.float64) for row in rows}
+    for side in sides:
+        if side not in solved:
+            raise ValueError(f"no transform was solved for side {side!r}")
+    return solved
 
 
 MEASURES = [
@@ -304,8 +306,6 @@ def alignment_partials(batches: Iterable[pa.RecordBatch], transforms: dict[str, 
     for batch in batches:
         for side in pc.unique(batch.column(2)).to_pylist():
             rows = batch.filter(pc.equal(batch.column(2), side))
-            if rows.num_rows == 0:
-                continue
             transform = transforms[side]
             raw = list_column_to_matrix(rows.column(0), transform.shape[0], "embedding")
             base = list_column_to_matrix(rows.column(1), name="base_embedding")
@@ -338,13 +338,7 @@ def alignment_measures(joined_by_side: dict, transforms, session):
     """
     from pyspark.sql import functions as F
 
-    solved = {
-        row["side"]: np.array(row["transform"], dtype=np.float64)
-        for row in transforms.select("side", "transform").collect()
-    }
-    missing = [side for side in joined_by_side if side not in solved]
-    if missing:
-        raise ValueError(f"no transform was solved for side {missing[0]!r}")
+    solved = solved_transforms(transforms, joined_by_side)
     frames = [
         joined.select("embedding", "base_embedding", F.lit(side).alias("side"))
         for side, joined in joined_by_side.items()
@@ -354,7 +348,7 @@ def alignment_measures(joined_by_side: dict, transforms, session):
         unioned = unioned.unionByName(frame)
     schema = "partition_id int, side string, " + ", ".join(f"{name} double" for name in MEASURES)
     partials = unioned.mapInArrow(
-        partial(alignment_partials, transforms={side: solved[side] for side in joined_by_side}),
+        partial(alignment_partials, transforms=solved),
         schema,
     ).collect()
     rows = []

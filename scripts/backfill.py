@@ -190,10 +190,10 @@ def drift_alerts(versions: list[str], dbt_args: list[str]):
     return alerts.sort_values(["position", "alert"]).drop(columns="position")
 
 
-def format_summary(runs, statuses: dict[str, str], alerts=None) -> str:
+def format_summary(runs, statuses: dict[str, str], alerts) -> str:
     """The summary table, and the message of each drift alert raised after it."""
     raised: dict[str, list[str]] = {}
-    for row in [] if alerts is None else alerts.itertuples():
+    for row in alerts.itertuples():
         raised.setdefault(row.embedding_version, []).append(row.alert)
     runs = runs.assign(
         alerts=runs["version"].map(lambda version: ", ".join(raised.get(version, [])) or "-"),
