@@ -1,10 +1,15 @@
-"""Run one dbt command on the Spark driver, under spark-submit.
+"""Run one dbt command, or a backfill, on the Spark driver, under spark-submit.
 
     spark-submit --master <yarn | k8s://… | spark://…> \
         --py-files dist/python_udfs.zip \
         scripts/spark_submit_dbt.py build --vars '{embedding_version: "2026-11-22", …}'
 
-Everything after the script is passed to dbt. dbt runs on the driver with the
+    spark-submit … scripts/spark_submit_dbt.py backfill --partition-column ds \
+        --users warehouse.user_emb --items warehouse.item_emb
+
+Everything after the script is passed to dbt, or after `backfill` to
+scripts/backfill.py (a history of versions in one application: the driver and
+the executors start once). dbt runs on the driver with the
 `cluster` target (DBT_TARGET overrides): its `method: session` uses the
 SparkSession spark-submit configured — master, warehouse, metastore and
 resources all come from spark-submit and the cluster's configuration. The
@@ -19,6 +24,7 @@ import sys
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 
 
 def executors_import_python_udfs(spark) -> None:
@@ -42,6 +48,7 @@ def executors_import_python_udfs(spark) -> None:
 
 
 def main(dbt_arguments: list[str]) -> int:
+    """dbt's arguments, or ``backfill`` and the backfill's; the exit code."""
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.enableHiveSupport().getOrCreate()
@@ -49,11 +56,17 @@ def main(dbt_arguments: list[str]) -> int:
 
     os.environ.setdefault("DBT_PROFILES_DIR", str(PROJECT_DIR / "profiles"))
     os.environ.setdefault("DBT_TARGET", "cluster")
-    from dbt.cli.main import dbtRunner
+    if dbt_arguments[:1] == ["backfill"]:
+        import backfill
 
-    result = dbtRunner().invoke([*dbt_arguments, "--project-dir", str(PROJECT_DIR)])
+        code = backfill.main(dbt_arguments[1:])
+    else:
+        from dbt.cli.main import dbtRunner
+
+        result = dbtRunner().invoke([*dbt_arguments, "--project-dir", str(PROJECT_DIR)])
+        code = 0 if result.success else 1
     spark.stop()
-    return 0 if result.success else 1
+    return code
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(condition, timeout: float, what: str):
+def wait_until(condition, timeout: float, what: str, interval: float = 0.5):
     """Poll ``condition`` (an OSError counts as not yet) until true, or fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -225,7 +225,7 @@ def wait_until(condition, timeout: float, what: str):
                 return
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(interval)
     pytest.fail(f"timed out waiting for {what}")
 
 

@@ -1,38 +1,48 @@
 """scripts/backfill.py: a history of retrains, partitions of one table, stabilized
-in order; killed half-way and started again, it ends with the tables of an
-uninterrupted backfill.
+in order; and what a kill does to what is published.
 
-Each backfill runs as a process of its own (as a user runs it: Spark starts in
-it), on its own DBT_SPARK_HOME; the uninterrupted one and the one to be killed
-run side by side.
+The history (3 partitions) is backfilled twice:
+
+- the reference, uninterrupted, in this process (the suite's warm Spark session,
+  a schema of its own);
+- as a user runs it, in a process of its own on its own DBT_SPARK_HOME, SIGKILLed
+  while the second version's rows are being written (before they are published),
+  then started again. While the resumed backfill holds the embedded metastore, a
+  second backfill on the same home is refused.
+
+The resumed backfill ends with the reference's tables, row for row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, PUBLISHED_TABLES, wait_until
+from conftest import PROJECT_DIR, PUBLISHED_TABLES, DbtProject, wait_until
 
 from python_udfs.synthetic import write_history
 
 pytestmark = pytest.mark.integration
 
-# 3: two published before the kill, the third built after the resume; the third
-# is another model (a retrain that learned something else): it raises drift alerts
+# 3: the first published before the kill, the second killed while its rows are
+# written, the third built after the resume; the third is another model (a
+# retrain that learned something else): it raises drift alerts
 PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 4)]
 UNRELATED = PARTITIONS[-1]
 BACKFILL = PROJECT_DIR / "scripts" / "backfill.py"
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "backfill"
+REFERENCE_SCHEMA = "backfill_reference"
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +79,7 @@ def child_environment(home: Path) -> dict:
 
 
 def run_backfill(home: Path, arguments: list[str], output: Path) -> subprocess.Popen:
+    """The backfill as a user runs it: a process of its own (its own Spark)."""
     with open(output, "a") as log:  # a file: a full pipe would block the child
         return subprocess.Popen(
             [sys.executable, str(BACKFILL), *arguments],
@@ -78,6 +89,22 @@ def run_backfill(home: Path, arguments: list[str], output: Path) -> subprocess.P
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def backfill_here(arguments: list[str], folder: Path) -> tuple[int, str]:
+    """The backfill in this process, on the suite's Spark session; (exit code, output)."""
+    sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+    import backfill
+
+    output = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DBT_SCHEMA", REFERENCE_SCHEMA)
+        patch.setenv("DBT_TARGET_PATH", str(folder / "target"))
+        patch.setenv("DBT_LOG_PATH", str(folder / "logs"))
+        patch.chdir(PROJECT_DIR)
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = backfill.main(arguments)
+    return code, output.getvalue()
 
 
 def published_partitions(home: Path) -> list[str]:
@@ -108,47 +135,75 @@ def dump_tables(home: Path) -> dict:
     return json.loads(dump.read_text())
 
 
-def published_files(home: Path) -> dict[str, str]:
-    """Every file of a home's published tables, and a hash of its bytes."""
-    schema = home / "warehouse" / f"{SCHEMA}.db"
+def published_files(schema_folder: Path) -> dict[str, str]:
+    """Every file of a schema's published tables, and a hash of its bytes."""
     return {
-        str(path.relative_to(schema)): hashlib.sha256(path.read_bytes()).hexdigest()
+        str(path.relative_to(schema_folder)): hashlib.sha256(path.read_bytes()).hexdigest()
         for table in PUBLISHED_TABLES
-        for path in sorted((schema / table).rglob("*"))
+        for path in sorted((schema_folder / table).rglob("*"))
         if path.is_file()
     }
 
 
 @pytest.fixture(scope="module")
-def backfills(history, tmp_path_factory):
-    """An uninterrupted backfill, and beside it one killed (SIGKILL) after 2 versions
-    and started again; their homes and outputs."""
+def backfills(history, spark_home, tmp_path_factory):
+    """The reference backfill (here), and the one killed (SIGKILL) while the second
+    version's rows are written and started again, with the intruder refused while
+    it ran; their outputs and tables."""
     root = tmp_path_factory.mktemp("backfills")
-    clean_home, killed_home = root / "clean" / "home", root / "killed" / "home"
-    clean_output, killed_output = root / "clean.out", root / "killed.out"
-    clean = run_backfill(clean_home, backfill_arguments(history), clean_output)
-    killed = run_backfill(killed_home, backfill_arguments(history), killed_output)
+    home = root / "killed" / "home"
+    staged_rows = home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings" / "_staged"
+    killed = run_backfill(home, backfill_arguments(history), root / "killed.out")
+
+    def kill_while_the_second_version_is_written():
+        try:
+            # (or the backfill ended: then what it published is checked, and fails)
+            wait_until(lambda: published_partitions(home) or killed.poll() is not None, 900,
+                       "the first version published")
+            wait_until(lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*"))
+                       or killed.poll() is not None, 300,
+                       "the second version's rows being written", interval=0.01)
+        finally:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait()
+        return published_partitions(home)
+
+    killer = ThreadPoolExecutor(1).submit(kill_while_the_second_version_is_written)
+    # meanwhile, the reference: the same backfill, uninterrupted
+    reference_code, reference_output = backfill_here(backfill_arguments(history), root / "here")
+    assert reference_code == 0, reference_output[-3000:]
+    reference_tables = DbtProject(REFERENCE_SCHEMA, root / "here" / "target", root).published_tables(
+        drop_columns=("published_at",)
+    )
+    published_at_kill = killer.result()
+
+    resumed_output = root / "resumed.out"
+    resumed = run_backfill(home, backfill_arguments(history), resumed_output)
     try:
-        wait_until(lambda: len(published_partitions(killed_home)) >= 2, 900, "2 versions published")
-        time.sleep(5)  # into the next version's build
+        # it holds the metastore once it has looked for the versions published before
+        wait_until(lambda: "published before" in resumed_output.read_text(), 600,
+                   "the resumed backfill to read what was published")
+        intruder = subprocess.run(
+            [sys.executable, str(BACKFILL), *backfill_arguments(history)],
+            cwd=PROJECT_DIR, env=child_environment(home), capture_output=True, text=True,
+            timeout=600, check=False,
+        )
+        assert resumed.wait(timeout=1200) == 0, resumed_output.read_text()[-3000:]
     finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
-    killed_at = len(published_partitions(killed_home))
-    resumed = run_backfill(killed_home, backfill_arguments(history), killed_output)
-    assert clean.wait(timeout=1200) == 0, clean_output.read_text()[-3000:]
-    assert resumed.wait(timeout=1200) == 0, killed_output.read_text()[-3000:]
+        if resumed.poll() is None:
+            os.killpg(resumed.pid, signal.SIGKILL)
     return {
-        "clean": (clean_home, clean_output.read_text(), dump_tables(clean_home)),
-        "killed": (killed_home, killed_output.read_text(), dump_tables(killed_home)),
-        "killed_at": killed_at,
+        "reference": (reference_output, reference_tables),
+        "resumed": (home, resumed_output.read_text(), dump_tables(home)),
+        "published_at_kill": published_at_kill,
+        "intruder": (intruder, resumed.pid),
+        "here": root / "here",
     }
 
 
 def test_backfill_aligns_each_partition_to_the_one_before(backfills):
-    home, output, tables = backfills["clean"]
+    output, tables = backfills["reference"]
     runs = tables["stabilization_runs"]
-    assert "Command `cli build` succeeded" in (home.parent / "logs" / "dbt.log").read_text()
     assert [run["embedding_version"] for run in runs] == PARTITIONS
     assert [run["base_version"] for run in runs] == [None, *PARTITIONS[:-1]]
     assert all(run["max_dot_product_error"] < 1e-5 for run in runs)
@@ -167,7 +222,7 @@ def test_backfill_aligns_each_partition_to_the_one_before(backfills):
 def test_the_backfill_summary_shows_the_drift_alerts_it_raised(backfills):
     """A warning in dbt's log is easy to miss: the summary lists each version's alerts,
     and their messages follow the table (the backfill still succeeds: they warn)."""
-    _, output, _ = backfills["clean"]
+    output, _ = backfills["reference"]
     summary = output.rsplit(f"built {len(PARTITIONS)} of {len(PARTITIONS)} versions in", 1)[1]
     assert re.search(rf"{UNRELATED} .*stabilized_cosine.* built", summary), summary
     assert re.search(r"\d drift alerts? in 1 of 3 versions:", summary), summary
@@ -189,23 +244,35 @@ def test_fail_on_alert_makes_the_builds_fail_on_a_drift_alert_and_tells_it_apart
     assert not backfill.alert_stopped([])
 
 
-def test_a_killed_backfill_resumes_to_the_tables_of_an_uninterrupted_one(backfills):
-    _, output, tables = backfills["killed"]
-    assert 2 <= backfills["killed_at"] < len(PARTITIONS), output[-3000:]
-    skipped = re.search(rf"(\d) of {len(PARTITIONS)} versions published before: skipped", output)
-    assert skipped and int(skipped.group(1)) >= 2, output[-3000:]
-    assert tables == backfills["clean"][2]
+def test_a_backfill_killed_while_writing_resumes_to_the_tables_of_an_uninterrupted_one(
+    backfills,
+):
+    home, output, tables = backfills["resumed"]
+    # killed after the second version's rows were staged, before they were published
+    assert backfills["published_at_kill"] == [f"embedding_version={PARTITIONS[0]}"]
+    assert "1 of 3 versions published before: skipped" in output, output[-3000:]
+    assert tables == backfills["reference"][1]
+    # the killed run's staged rows are gone: one folder per version, the published one
+    staged = home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings" / "_staged"
+    assert len(list(staged.glob(f"{PARTITIONS[1]}-*/*"))) == 1
 
 
-def test_a_failure_stops_the_backfill_and_keeps_what_was_published(history, backfills, tmp_path):
-    home = backfills["clean"][0]
-    before = published_files(home)
-    output = tmp_path / "failed.out"
+def test_a_second_run_on_an_embedded_metastore_in_use_is_refused(backfills):
+    intruder, holder_pid = backfills["intruder"]
+    home = backfills["resumed"][0]
+    assert intruder.returncode != 0
+    output = intruder.stdout + intruder.stderr
+    assert f"the embedded metastore {home / 'metastore_db'} is in use by another process" in output
+    assert f"pid {holder_pid}" in output
+
+
+def test_a_failure_stops_the_backfill_and_keeps_what_was_published(history, backfills, spark_home):
+    before = published_files(spark_home / "warehouse" / f"{REFERENCE_SCHEMA}.db")
     # 2026-11-09 is in no partition: the first build fails, nothing more is tried
     arguments = backfill_arguments(history, "--versions", "2026-11-09", "2026-11-10")
-    assert run_backfill(home, arguments, output).wait(timeout=600) == 1
-    text = output.read_text()
+    code, text = backfill_here(arguments, backfills["here"])
+    assert code == 1
     assert "version 2026-11-09 failed; the versions before it stay published." in text
     assert "the relation has no rows for filter `ds` = '2026-11-09' (var embeddings_filter)" in text
     assert "2026-11-10" not in text.split("failed;", 1)[1]
-    assert published_files(home) == before  # byte for byte
+    assert published_files(spark_home / "warehouse" / f"{REFERENCE_SCHEMA}.db") == before

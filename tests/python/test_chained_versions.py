@@ -1,4 +1,4 @@
-"""Eight retrains in a row, each aligned to the one before, including the
+"""Six retrains in a row, each aligned to the one before, including the
 unusual but valid ones: rank deficient, ill conditioned, a dimension change.
 
 One chain is built for the module; each test checks one property on it.
@@ -17,9 +17,9 @@ from python_udfs.synthetic import Retrain
 
 pytestmark = pytest.mark.integration
 
-VERSIONS = [f"v{number:02d}" for number in range(1, 9)]
+VERSIONS = [f"v{number:02d}" for number in range(1, 7)]
 #: versions that are not a plain retrain of the same 6-dimensional model
-UNUSUAL = {"v04": "rank deficient", "v05": "ill conditioned", "v06": "wider", "v07": "narrower"}
+UNUSUAL = {"v03": "rank deficient", "v04": "ill conditioned", "v05": "wider", "v06": "narrower"}
 
 
 def retrain_of(version: str, rng: np.random.Generator, model) -> Retrain:
@@ -92,13 +92,10 @@ def test_each_version_is_aligned_to_the_one_before(module_project, chain):
     runs = module_project.table("stabilization_runs")
     assert runs["embedding_version"].tolist() == VERSIONS
     assert runs["base_version"].tolist()[1:] == VERSIONS[:-1]
-    # plain retrains of the same model on a plain base land on it
-    same_model = runs[runs["embedding_version"].isin(["v02", "v03"])]
+    # a plain retrain of the same model on a plain base lands on it
+    same_model = runs[runs["embedding_version"] == "v02"]
     assert (same_model["item_cosine_stabilized"] > 0.99).all()
     assert (same_model["item_cosine_raw"] < 0.8).all()
-    # and every plain retrain is closer to its base than its raw coordinates are
-    usual = runs[~runs["embedding_version"].isin([*UNUSUAL, "v01"])]
-    assert (usual["item_cosine_stabilized"] > usual["item_cosine_raw"]).all()
 
 
 def test_every_version_preserves_its_own_scores(module_project, chain):
@@ -111,31 +108,31 @@ def test_every_version_preserves_its_own_scores(module_project, chain):
 
 
 def test_a_rank_deficient_version_keeps_its_width_and_records_its_rank(module_project, chain):
-    runs = module_project.table("stabilization_runs", "embedding_version = 'v04'")
+    runs = module_project.table("stabilization_runs", "embedding_version = 'v03'")
     assert (runs.loc[0, "rank"], runs.loc[0, "dimension"]) == (3, 6)
-    w_new, t_new = published(module_project, "v04")
+    w_new, t_new = published(module_project, "v03")
     assert w_new.shape[1] == t_new.shape[1] == 6
 
 
 def test_an_ill_conditioned_version_is_full_rank(module_project, chain):
     retrains, _ = chain
-    assert np.linalg.cond(retrains["v05"].users.astype(np.float64)) == pytest.approx(1e6, rel=0.05)
-    runs = module_project.table("stabilization_runs", "embedding_version = 'v05'")
+    assert np.linalg.cond(retrains["v04"].users.astype(np.float64)) == pytest.approx(1e6, rel=0.05)
+    runs = module_project.table("stabilization_runs", "embedding_version = 'v04'")
     assert runs.loc[0, "rank"] == 6
     assert runs.loc[0, "condition_number"] > 1e5
 
 
 def test_an_allowed_dimension_change_pads_with_zero_columns(module_project, chain):
-    """v06 (e = 8) is wider than its base: published 8 wide; v07 (e = 5) is
-    narrower than its base: published 8 wide as well, and v08 (e = 6) too."""
+    """v05 (e = 8) is wider than its base: published 8 wide; v06 (e = 5) is
+    narrower than its base: published 8 wide as well."""
     runs = module_project.table("stabilization_runs")
-    assert runs["dimension"].tolist()[4:] == [6, 8, 8, 8]
-    for version in ("v06", "v07", "v08"):
+    assert runs["dimension"].tolist()[3:] == [6, 8, 8]
+    for version in ("v05", "v06"):
         w_new, t_new = published(module_project, version)
         assert w_new.shape[1] == t_new.shape[1] == 8
-    # v07 keeps the 5 columns of the model it has, so it still lands close to v06
-    v07 = runs[runs["embedding_version"] == "v07"].iloc[0]
-    assert v07["item_cosine_stabilized"] > 0.9 > v07["item_cosine_raw"]
+    # v06 keeps the 5 columns of the model it has, so it still lands close to v05
+    v06 = runs[runs["embedding_version"] == "v06"].iloc[0]
+    assert v06["item_cosine_stabilized"] > 0.9 > v06["item_cosine_raw"]
 
 
 def test_nothing_accumulates_on_the_driver(chain):
@@ -146,7 +143,7 @@ def test_nothing_accumulates_on_the_driver(chain):
     assert all(f["cached_rdds"] == 0 for f in footprints)
     # Heap in use after a GC request is noisy (what a collection frees varies), so the
     # last versions' lowest reading is compared with the early versions' highest: data
-    # kept per version (8 versions of embeddings, Grams, ...) would lift every reading.
+    # kept per version (6 versions of embeddings, Grams, ...) would lift every reading.
     for measure, factor in (("jvm_heap_mib", 1.5), ("python_rss_mib", 1.2)):
         readings = [round(f[measure]) for f in footprints]
-        assert min(readings[-3:]) < max(readings[1:4]) * factor + 64, (measure, readings)
+        assert min(readings[-2:]) < max(readings[1:3]) * factor + 64, (measure, readings)

@@ -14,12 +14,12 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import (
-    build_arguments,
     free_port,
     isolated_python,
     pyspark_home,
@@ -85,7 +85,8 @@ def retrains(cluster):
     return {"v1": first, "v2": next_retrain(first, seed=1)}
 
 
-def spark_submit(cluster, home: Path, py_files: Path, dbt_arguments: list[str]):
+def spark_submit(cluster, home: Path, py_files: Path, arguments: list[str]):
+    """scripts/spark_submit_dbt.py on the cluster, with these arguments."""
     command = [
         str(pyspark_home() / "bin" / "spark-submit"),
         "--master", cluster["master_url"],
@@ -104,11 +105,12 @@ def spark_submit(cluster, home: Path, py_files: Path, dbt_arguments: list[str]):
         "--conf", "spark.sql.shuffle.partitions=4",
         "--driver-java-options", f"-Dderby.stream.error.file={home / 'derby.log'}",
         str(PROJECT_DIR / "scripts" / "spark_submit_dbt.py"),
-        *dbt_arguments,
+        *arguments,
     ]
     env = {**os.environ, "SPARK_HOME": str(pyspark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
            "DBT_SCHEMA": SCHEMA, "DBT_TARGET": "cluster",
-           "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles")}
+           "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
+           "DBT_TARGET_PATH": str(home / "target"), "DBT_LOG_PATH": str(home / "logs")}
     env.pop("PYSPARK_GATEWAY_PORT", None)
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=900,
@@ -116,16 +118,26 @@ def spark_submit(cluster, home: Path, py_files: Path, dbt_arguments: list[str]):
 
 
 def test_two_versions_through_spark_submit_equal_a_local_run(cluster, retrains, dbt_project):
+    """Both versions in one application (a backfill: the driver and executors start
+    once), each equal to the same version built by a local session."""
     py_files = Path(shutil.make_archive(
         str(cluster["root"] / "python_udfs"), "zip", PROJECT_DIR, "python_udfs"
     ))
     home = cluster["root"] / "driver"
-    for version, retrain in retrains.items():
-        users, items = dbt_project.write_retrain(version, retrain)
-        submitted = spark_submit(cluster, home, py_files, build_arguments(version, users, items))
-        assert submitted.returncode == 0, submitted.stdout[-5000:] + submitted.stderr[-5000:]
+    relations = {version: dbt_project.write_retrain(version, retrain)
+                 for version, retrain in retrains.items()}
+    relation = f"parquet.`{dbt_project.data_dir}/{{version}}/{{side}}`"
+    submitted = ThreadPoolExecutor(1).submit(spark_submit, cluster, home, py_files, [
+        "backfill", "--versions", *retrains,
+        "--users", relation.replace("{side}", "users"),
+        "--items", relation.replace("{side}", "items"),
+    ])
+    for version, (users, items) in relations.items():  # meanwhile, the local runs
         local = dbt_project.build(version, users, items)
         assert local.success, local.output
+    submitted = submitted.result()
+    assert submitted.returncode == 0, submitted.stdout[-5000:] + submitted.stderr[-5000:]
+    assert f"built {len(retrains)} of {len(retrains)} versions" in submitted.stdout
 
     for version in retrains:
         for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):

@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,19 +84,27 @@ def server(tmp_path_factory):
         stop_process_group(process)
 
 
-def dbt_over_connect(
-    url: str, folder: Path, *arguments: str, schema: str = SCHEMA
+def over_connect(
+    url: str, folder: Path, command: list[str], schema: str = SCHEMA
 ) -> subprocess.CompletedProcess:
-    """Run one dbt command in a child process with the ``connect`` target."""
+    """Run a command (dbt, a script) in a child process with the ``connect`` target."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DBT_TARGET": "connect", "SPARK_REMOTE": url, "DBT_SCHEMA": schema,
            "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
            "DBT_TARGET_PATH": str(folder / "target"), "DBT_LOG_PATH": str(folder / "logs")}
     env.pop("PYSPARK_GATEWAY_PORT", None)
     return subprocess.run(
-        [str(DBT), *arguments, "--project-dir", str(PROJECT_DIR)],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=900, check=False,
+        [sys.executable, *command], cwd=folder, env=env, capture_output=True, text=True,
+        timeout=900, check=False,
     )
+
+
+def dbt_over_connect(
+    url: str, folder: Path, *arguments: str, schema: str = SCHEMA
+) -> subprocess.CompletedProcess:
+    """Run one dbt command in a child process with the ``connect`` target."""
+    return over_connect(url, folder, [str(DBT), *arguments, "--project-dir", str(PROJECT_DIR)],
+                        schema=schema)
 
 
 def finished_tasks(log: Path) -> int:
@@ -106,13 +115,21 @@ def test_two_versions_over_connect_equal_a_local_run(server, dbt_project, tmp_pa
     first = first_retrain(users=400, items=120, dimension=8, seed=0)
     retrains = {"v1": first, "v2": next_retrain(first, seed=1)}
     tasks_before = finished_tasks(server["log"])
-    for version, retrain in retrains.items():
-        users, items = dbt_project.write_retrain(version, retrain)
-        remote = dbt_over_connect(server["url"], tmp_path / "client",
-                                  *build_arguments(version, users, items))
-        assert remote.returncode == 0, remote.stdout[-8000:] + remote.stderr[-3000:]
+    relations = {version: dbt_project.write_retrain(version, retrain)
+                 for version, retrain in retrains.items()}
+    # both versions in one client process (a backfill), while the local runs build them
+    relation = f"parquet.`{dbt_project.data_dir}/{{version}}/{{side}}`"
+    remote = ThreadPoolExecutor(1).submit(
+        over_connect, server["url"], tmp_path / "client",
+        [str(PROJECT_DIR / "scripts" / "backfill.py"), "--target", "connect",
+         "--versions", *retrains, "--users", relation.replace("{side}", "users"),
+         "--items", relation.replace("{side}", "items")],
+    )
+    for version, (users, items) in relations.items():
         local = dbt_project.build(version, users, items)
         assert local.success, local.output
+    remote = remote.result()
+    assert remote.returncode == 0, remote.stdout[-8000:] + remote.stderr[-3000:]
 
     warehouse = server["root"] / "warehouse"
     for version in retrains:
