@@ -113,7 +113,10 @@ def generate(data: Path, users: int, items: int, dimension: int, chunk_rows: int
     rng = np.random.default_rng(0)
     scale = np.linspace(1.0, 0.2, dimension)
     mixing = rng.standard_normal((dimension, dimension)) + 2 * np.eye(dimension)
-    for side, rows, transform in (("users", users, mixing), ("items", items, np.linalg.inv(mixing).T)):
+    for side, rows, transform in (
+        ("users", users, mixing),
+        ("items", items, np.linalg.inv(mixing).T),
+    ):
         fresh_id = rows
         for number, start in enumerate(range(0, rows, chunk_rows)):
             chunk = np.random.default_rng([1, number, rows])
@@ -131,7 +134,9 @@ def generate(data: Path, users: int, items: int, dimension: int, chunk_rows: int
             ):
                 folder = data / version / side
                 folder.mkdir(parents=True, exist_ok=True)
-                write_parquet(folder / f"part-{number:05d}.parquet", version_ids, matrix.astype(np.float32))
+                write_parquet(
+                    folder / f"part-{number:05d}.parquet", version_ids, matrix.astype(np.float32)
+                )
     marker.write_text(json.dumps(params))
     return params
 
@@ -145,16 +150,37 @@ def relations(data: Path, version: str) -> dict:
 
 def dbt_build(data: Path, version: str, gram_method: str) -> tuple[float, dict]:
     """A whole `dbt build` process (Python, dbt, Spark's JVM): wall seconds, node timings."""
-    variables = {"embedding_version": version, "gram_method": gram_method, **relations(data, version)}
-    env = {**os.environ, "DBT_SPARK_HOME": str(data / "spark_home"), "DBT_SCHEMA": "bench",
-           "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles")}
+    variables = {
+        "embedding_version": version,
+        "gram_method": gram_method,
+        **relations(data, version),
+    }
+    env = {
+        **os.environ,
+        "DBT_SPARK_HOME": str(data / "spark_home"),
+        "DBT_SCHEMA": "bench",
+        "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
+    }
     env.setdefault("SPARK_MASTER", "local[2]")
     target = data / "target"
     start = time.perf_counter()
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "build", "--quiet", "--vars", json.dumps(variables),
-         "--target-path", str(target), "--log-path", str(data / "logs")],
-        check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "build",
+            "--quiet",
+            "--vars",
+            json.dumps(variables),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(data / "logs"),
+        ],
+        check=False,
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
@@ -207,9 +233,14 @@ def usual_recipe_process(data: Path, base_items: Path, output: Path) -> float:
     start = time.perf_counter()
     done = subprocess.run(  # its Spark log and progress bar are kept out of the report
         [sys.executable, __file__, "--usual-recipe", str(data), str(base_items), str(output)],
-        check=False, capture_output=True, text=True,
-        env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]"),
-             "PYSPARK_PYTHON": sys.executable},  # workers with numpy and pyarrow
+        check=False,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]"),
+            "PYSPARK_PYTHON": sys.executable,
+        },  # workers with numpy and pyarrow
     )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
@@ -223,8 +254,11 @@ def usual_recipe(data: Path, base_items: str, output: Path) -> None:
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, FloatType
 
-    spark = (SparkSession.builder.master(os.environ["SPARK_MASTER"])
-             .config("spark.ui.enabled", "false").getOrCreate())
+    spark = (
+        SparkSession.builder.master(os.environ["SPARK_MASTER"])
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
     users = spark.read.parquet(str(data / "v2" / "users"))
     items = spark.read.parquet(str(data / "v2" / "items"))
     base = spark.read.parquet(str(base_items)).select("id", F.col("embedding").alias("base"))
@@ -264,7 +298,9 @@ def spark_copy_process(data: Path, output: Path) -> float:
     write them again as Parquet, with the `local` profile's settings."""
     done = subprocess.run(
         [sys.executable, __file__, "--spark-copy", str(data), str(output)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]")},
     )
     return float(done.stdout.split()[-1])
@@ -273,15 +309,20 @@ def spark_copy_process(data: Path, output: Path) -> float:
 def spark_copy(data: Path, output: Path) -> None:
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master(os.environ["SPARK_MASTER"])
-             .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
-             .config("spark.sql.files.maxPartitionBytes", "32m")
-             .config("spark.driver.extraJavaOptions", "-XX:+UseParallelGC")
-             .config("spark.ui.enabled", "false").getOrCreate())
+    spark = (
+        SparkSession.builder.master(os.environ["SPARK_MASTER"])
+        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+        .config("spark.sql.files.maxPartitionBytes", "32m")
+        .config("spark.driver.extraJavaOptions", "-XX:+UseParallelGC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
     spark.range(1).collect()  # started
     start = time.perf_counter()
     for side in ("users", "items"):
-        spark.read.parquet(str(data / "v2" / side)).write.mode("overwrite").parquet(str(output / side))
+        spark.read.parquet(str(data / "v2" / side)).write.mode("overwrite").parquet(
+            str(output / side)
+        )
     print(f"{time.perf_counter() - start:.3f}")
 
 
@@ -300,10 +341,16 @@ def main() -> None:
     parser.add_argument("--dimension", type=int, default=64)
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "benchmarks" / "data")
     parser.add_argument("--gram-method", default="arrow", choices=["arrow", "sql"])
-    parser.add_argument("--skip-references", action="store_true",
-                        help="time dbt only (no fixed cost, floor or usual recipe)")
-    parser.add_argument("--fixed-only", action="store_true",
-                        help="the fixed cost only: the tiny build and the usual recipe")
+    parser.add_argument(
+        "--skip-references",
+        action="store_true",
+        help="time dbt only (no fixed cost, floor or usual recipe)",
+    )
+    parser.add_argument(
+        "--fixed-only",
+        action="store_true",
+        help="the fixed cost only: the tiny build and the usual recipe",
+    )
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--usual-recipe", nargs=3, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--spark-copy", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -330,19 +377,36 @@ def main() -> None:
     for folder, users, items in wanted:
         print(f"generating {users:,} users, {items:,} items, e = {args.dimension} ...", flush=True)
         # in a child process: the peaks measured below are the builds' own
-        subprocess.run([sys.executable, __file__, "--generate-only", "--data", str(folder),
-                        "--users", str(users), "--items", str(items),
-                        "--dimension", str(args.dimension)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--generate-only",
+                "--data",
+                str(folder),
+                "--users",
+                str(users),
+                "--items",
+                str(items),
+                "--dimension",
+                str(args.dimension),
+            ],
+            check=True,
+        )
 
     rows: list[tuple[str, float]] = []
     if not args.skip_references:
         shutil.rmtree(tiny / "spark_home", ignore_errors=True)
-        print("fixed cost: dbt build v1, v2 of 1,000 users; the usual recipe on them ...", flush=True)
+        print(
+            "fixed cost: dbt build v1, v2 of 1,000 users; the usual recipe on them ...", flush=True
+        )
         dbt_build(tiny, "v1", args.gram_method)
         tiny_build, _ = dbt_build(tiny, "v2", args.gram_method)
         tiny_recipe = usual_recipe_process(tiny, published_base_items(tiny), tiny / "out_usual")
-        rows += [("fixed cost: dbt build process, 1,000 users", tiny_build),
-                 ("fixed cost: usual recipe process, 1,000 users", tiny_recipe)]
+        rows += [
+            ("fixed cost: dbt build process, 1,000 users", tiny_build),
+            ("fixed cost: usual recipe process, 1,000 users", tiny_recipe),
+        ]
 
     builds, floors, copies, nodes = {}, {}, {}, {}
     with PeakMemory() as memory:
@@ -357,17 +421,21 @@ def main() -> None:
     if not args.skip_references:
         for n in sizes:
             print(f"floor (pyarrow + numpy) at {n:,} users, best of 3 ...", flush=True)
-            floors[n] = min(floor(folders[n], published_base_items(folders[n]), folders[n] / "out_floor")
-                            for _ in range(3))
+            floors[n] = min(
+                floor(folders[n], published_base_items(folders[n]), folders[n] / "out_floor")
+                for _ in range(3)
+            )
             rows.append((f"floor: pyarrow + numpy, {n:,} users", floors[n]))
         for n in sizes:
             print(f"Spark: read and write the inputs of {n:,} users once ...", flush=True)
             copies[n] = spark_copy_process(folders[n], folders[n] / "out_copy")
             rows.append((f"Spark read + write once, no math, {n:,} users", copies[n]))
 
-    print(f"\n{args.items:,} items, e = {args.dimension}, gram_method {args.gram_method}, "
-          f"{os.environ.get('SPARK_MASTER', 'local[2]')}, {os.cpu_count()} cores, "
-          f"spark.driver.memory {os.environ.get('SPARK_DRIVER_MEMORY', '4g')}")
+    print(
+        f"\n{args.items:,} items, e = {args.dimension}, gram_method {args.gram_method}, "
+        f"{os.environ.get('SPARK_MASTER', 'local[2]')}, {os.cpu_count()} cores, "
+        f"spark.driver.memory {os.environ.get('SPARK_DRIVER_MEMORY', '4g')}"
+    )
     print(f"{'':52}{'seconds':>10}")
     for name, seconds in rows:
         print(f"{name:52}{seconds:>10.1f}")
@@ -379,19 +447,25 @@ def main() -> None:
         print(f"marginal cost per million users: dbt build {dbt_slope:.1f} s", end="")
         if floor_slope:
             print(f", floor {floor_slope:.1f} s, ratio {dbt_slope / floor_slope:.2f}")
-            print(f"  Spark read + write once {copy_slope:.1f} s ({copy_slope / floor_slope:.2f}× the "
-                  f"floor); dbt build ÷ Spark read + write once: {dbt_slope / copy_slope:.2f}")
+            print(
+                f"  Spark read + write once {copy_slope:.1f} s ({copy_slope / floor_slope:.2f}× the "
+                f"floor); dbt build ÷ Spark read + write once: {dbt_slope / copy_slope:.2f}"
+            )
         else:
             print()
     if not sizes:
         return
     largest = max(sizes)
-    print(f"\nwhere the time of the {largest:,}-user build goes (dbt node timings, "
-          f"{sum(nodes[largest].values()):.0f} s of node time in {builds[largest]:.0f} s):")
+    print(
+        f"\nwhere the time of the {largest:,}-user build goes (dbt node timings, "
+        f"{sum(nodes[largest].values()):.0f} s of node time in {builds[largest]:.0f} s):"
+    )
     for name, seconds in sorted(nodes[largest].items(), key=lambda item: -item[1])[:12]:
         print(f"  {name[:70]:72}{seconds:>7.1f}")
-    print("peak resident memory of the dbt build processes: "
-          + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in sorted(peaks.items())))
+    print(
+        "peak resident memory of the dbt build processes: "
+        + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in sorted(peaks.items()))
+    )
 
 
 if __name__ == "__main__":

@@ -97,7 +97,9 @@ def write_history(
     for number, ds in enumerate(versions):
         retrain = next_retrain(first, seed=number) if number else first
         if ds in unrelated:
-            retrain = first_retrain(users=users, items=items, dimension=dimension, seed=100 + number)
+            retrain = first_retrain(
+                users=users, items=items, dimension=dimension, seed=100 + number
+            )
         write_parquet(
             root / "user_emb" / f"ds={ds}" / "part-0.parquet", retrain.user_ids, retrain.users
         )

@@ -35,9 +35,7 @@ def model(dbt, session):
     versions = dbt.ref("int_versions_resolved").first()
     # 2 to 4 matrices of e×e entries: the only data this model brings to the driver.
     grams = grams_from_long(dbt.ref("int_gram_matrices").toPandas())
-    solved = transforms_from_grams(
-        grams, rtol=rtol, allow_dimension_change=allow_dimension_change
-    )
+    solved = transforms_from_grams(grams, rtol=rtol, allow_dimension_change=allow_dimension_change)
 
     rows = [
         (

@@ -20,7 +20,9 @@ from conftest import DbtProject
 
 def main(steps_file: str) -> int:
     spec = json.loads(Path(steps_file).read_text())
-    project = DbtProject(os.environ["DBT_SCHEMA"], Path(spec["target_path"]), Path(spec["data_dir"]))
+    project = DbtProject(
+        os.environ["DBT_SCHEMA"], Path(spec["target_path"]), Path(spec["data_dir"])
+    )
     for step in spec["steps"]:
         if step[0] == "build":
             _, version, users, items, extra_vars = step

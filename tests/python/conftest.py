@@ -139,8 +139,12 @@ class DbtProject:
 
         users = self.data_dir / name / "users"
         items = self.data_dir / name / "items"
-        write_parquet(users, retrain.user_ids, retrain.users, rows_per_file=max(1, len(retrain.user_ids) // 3))
-        write_parquet(items, retrain.item_ids, retrain.items, rows_per_file=max(1, len(retrain.item_ids) // 2))
+        write_parquet(
+            users, retrain.user_ids, retrain.users, rows_per_file=max(1, len(retrain.user_ids) // 3)
+        )
+        write_parquet(
+            items, retrain.item_ids, retrain.items, rows_per_file=max(1, len(retrain.item_ids) // 2)
+        )
         return f"parquet.`{users}`", f"parquet.`{items}`"
 
     def table(self, name: str, where: str = "true", order_by: str = "embedding_version"):
@@ -192,7 +196,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium (or set CHROMIUM)")
+        pytest.fail(
+            f"{CHROMIUM} not found: `make test` installs Debian's chromium (or set CHROMIUM)"
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium

@@ -21,7 +21,9 @@ def credentials(**fields) -> SparksessionCredentials:
 
 def test_connect_credentials_need_a_spark_connect_url():
     assert credentials(method="connect", host="sc://spark:15002").method == "connect"
-    with pytest.raises(DbtRuntimeError, match="needs host to be a Spark Connect URL.*'spark:15002'"):
+    with pytest.raises(
+        DbtRuntimeError, match="needs host to be a Spark Connect URL.*'spark:15002'"
+    ):
         credentials(method="connect", host="spark:15002")
 
 
@@ -33,18 +35,25 @@ def test_session_credentials_keep_dbt_sparks_behaviour():
     assert session.server_side_parameters["spark.sql.ansi.enabled"] == "false"
 
 
-@pytest.mark.parametrize(("method", "command", "opens"), [
-    ("session", "build", True),
-    ("session", "run-operation", True),
-    ("session", "parse", False),  # no query: no JVM
-    ("session", None, False),  # an adapter made outside a dbt command
-    ("connect", "build", False),  # a remote session: nothing to start here
-])
-def test_a_local_session_is_opened_ahead_only_for_commands_that_query(monkeypatch, method, command, opens):
+@pytest.mark.parametrize(
+    ("method", "command", "opens"),
+    [
+        ("session", "build", True),
+        ("session", "run-operation", True),
+        ("session", "parse", False),  # no query: no JVM
+        ("session", None, False),  # an adapter made outside a dbt command
+        ("connect", "build", False),  # a remote session: nothing to start here
+    ],
+)
+def test_a_local_session_is_opened_ahead_only_for_commands_that_query(
+    monkeypatch, method, command, opens
+):
     opened = []
     monkeypatch.setattr(connections, "local_session", lambda parameters: opened.append(parameters))
     host = "sc://spark:15002" if method == "connect" else "localhost"
-    profile = credentials(method=method, host=host, server_side_parameters={"spark.master": "local[1]"})
+    profile = credentials(
+        method=method, host=host, server_side_parameters={"spark.master": "local[1]"}
+    )
     thread = open_ahead(profile, command)
     assert (thread is not None) == opens
     if thread is not None:
@@ -103,8 +112,11 @@ def test_runtime_parameters_are_set_and_a_static_one_is_named():
     session = _Session(static={"spark.sql.warehouse.dir"})
     _apply_parameters(session, {"spark.sql.session.timeZone": "UTC"}, "sc://h:1")
     assert session.conf.values == {"spark.sql.session.timeZone": "UTC"}
-    with pytest.raises(DbtRuntimeError, match=r"spark.sql.warehouse.dir cannot be set by a "
-                       r"client of the Spark Connect server at sc://h:1; set it in the server"):
+    with pytest.raises(
+        DbtRuntimeError,
+        match=r"spark.sql.warehouse.dir cannot be set by a "
+        r"client of the Spark Connect server at sc://h:1; set it in the server",
+    ):
         _apply_parameters(session, {"spark.sql.warehouse.dir": "/tmp/w"}, "sc://h:1")
 
 

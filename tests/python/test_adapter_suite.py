@@ -119,7 +119,7 @@ class TestPySpark(BasePySparkTests):
 
 
 #: Values dbt-spark's session cursor pasted into the SQL text as '{value}'.
-TRICKY_SEED_CSV = '''id,name,note
+TRICKY_SEED_CSV = """id,name,note
 1,it's,"a ""quoted"" word"
 2,back\\slash,"\\', \\\\ and \\u0041 stay as written"
 3,"'); drop table x; --",100% of %s and %%
@@ -127,7 +127,7 @@ TRICKY_SEED_CSV = '''id,name,note
 lines",tab\there
 5,héllo 日本 🙂,?
 9007199254740993,big id,beyond float64's integers
-'''
+"""
 
 
 class TestSeedValuesVerbatim:
@@ -161,10 +161,21 @@ class TestSeedValuesVerbatim:
 
     def test_other_literals_keep_type_and_value(self, project):
         values = [
-            None, True, False, 0, -(2**63), 2**63 - 1, 1.5, -0.25, 1e-300,
-            float("nan"), float("inf"), float("-inf"),
+            None,
+            True,
+            False,
+            0,
+            -(2**63),
+            2**63 - 1,
+            1.5,
+            -0.25,
+            1e-300,
+            float("nan"),
+            float("inf"),
+            float("-inf"),
             decimal.Decimal("12345678901234567890.123456789"),
-            dt.date(2026, 11, 23), dt.datetime(2026, 11, 23, 12, 34, 56, 789012),
+            dt.date(2026, 11, 23),
+            dt.datetime(2026, 11, 23, 12, 34, 56, 789012),
         ]
         row = project.run_sql(
             "select " + ", ".join(sql_literal(value) for value in values), fetch="one"

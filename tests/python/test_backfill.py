@@ -158,11 +158,17 @@ def backfills(history, spark_home, tmp_path_factory):
     def kill_while_the_second_version_is_written():
         try:
             # (or the backfill ended: then what it published is checked, and fails)
-            wait_until(lambda: published_partitions(home) or killed.poll() is not None, 900,
-                       "the first version published")
-            wait_until(lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*"))
-                       or killed.poll() is not None, 300,
-                       "the second version's rows being written", interval=0.01)
+            wait_until(
+                lambda: published_partitions(home) or killed.poll() is not None,
+                900,
+                "the first version published",
+            )
+            wait_until(
+                lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*")) or killed.poll() is not None,
+                300,
+                "the second version's rows being written",
+                interval=0.01,
+            )
         finally:
             os.killpg(killed.pid, signal.SIGKILL)
             killed.wait()
@@ -172,21 +178,28 @@ def backfills(history, spark_home, tmp_path_factory):
     # meanwhile, the reference: the same backfill, uninterrupted
     reference_code, reference_output = backfill_here(backfill_arguments(history), root / "here")
     assert reference_code == 0, reference_output[-3000:]
-    reference_tables = DbtProject(REFERENCE_SCHEMA, root / "here" / "target", root).published_tables(
-        drop_columns=("published_at",)
-    )
+    reference_tables = DbtProject(
+        REFERENCE_SCHEMA, root / "here" / "target", root
+    ).published_tables(drop_columns=("published_at",))
     published_at_kill = killer.result()
 
     resumed_output = root / "resumed.out"
     resumed = run_backfill(home, backfill_arguments(history), resumed_output)
     try:
         # it holds the metastore once it has looked for the versions published before
-        wait_until(lambda: "published before" in resumed_output.read_text(), 600,
-                   "the resumed backfill to read what was published")
+        wait_until(
+            lambda: "published before" in resumed_output.read_text(),
+            600,
+            "the resumed backfill to read what was published",
+        )
         intruder = subprocess.run(
             [sys.executable, str(BACKFILL), *backfill_arguments(history)],
-            cwd=PROJECT_DIR, env=child_environment(home), capture_output=True, text=True,
-            timeout=600, check=False,
+            cwd=PROJECT_DIR,
+            env=child_environment(home),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         assert resumed.wait(timeout=1200) == 0, resumed_output.read_text()[-3000:]
     finally:
@@ -226,8 +239,9 @@ def test_the_backfill_summary_shows_the_drift_alerts_it_raised(backfills):
     summary = output.rsplit(f"built {len(PARTITIONS)} of {len(PARTITIONS)} versions in", 1)[1]
     assert re.search(rf"{UNRELATED} .*stabilized_cosine.* built", summary), summary
     assert re.search(r"\d drift alerts? in 1 of 3 versions:", summary), summary
-    assert (f"drift alert, version {UNRELATED}: stabilized cosine to base version "
-            f"{PARTITIONS[-2]} is") in summary
+    assert (
+        f"drift alert, version {UNRELATED}: stabilized cosine to base version {PARTITIONS[-2]} is"
+    ) in summary
 
 
 def test_fail_on_alert_makes_the_builds_fail_on_a_drift_alert_and_tells_it_apart():

@@ -11,6 +11,7 @@ from python_udfs.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 
+
 def write_table(project, name, table: pa.Table) -> str:
     """Write any Arrow table as Parquet; return the relation to pass as a var."""
     path = project.data_dir / name
@@ -31,7 +32,12 @@ def published(module_project):
     assert run.success, run.output
     second = next_retrain(first, seed=1)
     users, items = module_project.write_retrain("v2", second)
-    return {"before": module_project.published_tables(), "retrain": second, "users": users, "items": items}
+    return {
+        "before": module_project.published_tables(),
+        "retrain": second,
+        "users": users,
+        "items": items,
+    }
 
 
 def assert_stopped_with(project, published, run, *messages):
@@ -55,7 +61,9 @@ def spoiled_users(retrain):
     inf_users[7, 0] = -np.inf
     ragged = [dict(row) for row in rows]
     ragged[9]["embedding"] = ragged[9]["embedding"][:3]
-    nullable = pa.schema([pa.field("id", pa.int64()), pa.field("embedding", pa.list_(pa.float32()))])
+    nullable = pa.schema(
+        [pa.field("id", pa.int64()), pa.field("embedding", pa.list_(pa.float32()))]
+    )
     return {
         "null id": (
             with_rows([{**rows[0], "id": None}] + rows[1:], nullable),
@@ -87,7 +95,9 @@ def spoiled_users(retrain):
             "has no column id (var id_column); its columns are: user_id, embedding",
         ),
         "embedding of the wrong type": (
-            pa.table({"id": good["id"], "embedding": pa.array([str(r["embedding"]) for r in rows])}),
+            pa.table(
+                {"id": good["id"], "embedding": pa.array([str(r["embedding"]) for r in rows])}
+            ),
             "column embedding has type string; expected array<float> or array<double>",
         ),
         "id of the wrong type": (
@@ -100,8 +110,15 @@ def spoiled_users(retrain):
 @pytest.mark.parametrize(
     "problem",
     [
-        "null id", "null embedding", "duplicate id", "ragged lengths", "NaN value",
-        "infinite value", "empty table", "missing id column", "embedding of the wrong type",
+        "null id",
+        "null embedding",
+        "duplicate id",
+        "ragged lengths",
+        "NaN value",
+        "infinite value",
+        "empty table",
+        "missing id column",
+        "embedding of the wrong type",
         "id of the wrong type",
     ],
 )
@@ -115,12 +132,15 @@ def test_bad_user_embeddings_stop_the_run(module_project, published, problem):
 def test_ids_of_another_type_than_the_base_stop_the_run(module_project, published):
     retrain = published["retrain"]
     items = write_table(
-        module_project, "string_item_ids",
+        module_project,
+        "string_item_ids",
         embeddings_table(retrain.item_ids.astype(str), retrain.items),
     )
     run = module_project.build("v2", published["users"], items)
     assert_stopped_with(
-        module_project, published, run,
+        module_project,
+        published,
+        run,
         f"{items} (var item_embeddings), column id has type string but the ids of version v1 of",
         "stabilized_item_embeddings have type bigint",
     )
@@ -133,7 +153,9 @@ def test_no_id_in_common_with_the_base_stops_the_run(module_project, published):
     )
     run = module_project.build("v2", published["users"], items)
     assert_stopped_with(
-        module_project, published, run,
+        module_project,
+        published,
+        run,
         f"{items} (var item_embeddings), column id: no id is also in base version v1",
     )
 
@@ -142,7 +164,9 @@ def test_too_few_ids_in_common_with_the_base_stop_the_run(module_project, publis
     common = np.intersect1d(published["retrain"].item_ids, np.arange(30)).size
     run = module_project.build("v2", published["users"], published["items"], min_aligned_ids=1000)
     assert_stopped_with(
-        module_project, published, run,
+        module_project,
+        published,
+        run,
         f"only {common} ids are also in base version v1; at least 1000 are needed",
     )
 
@@ -150,7 +174,9 @@ def test_too_few_ids_in_common_with_the_base_stop_the_run(module_project, publis
 def test_a_base_version_never_published_stops_the_run(module_project, published):
     run = module_project.build("v2", published["users"], published["items"], base_version="v0")
     assert_stopped_with(
-        module_project, published, run,
+        module_project,
+        published,
+        run,
         "var 'base_version' = 'v0' was never published: no row for it in "
         f"{module_project.schema}.stabilization_runs",
     )
@@ -176,7 +202,9 @@ def test_a_dimension_change_stops_the_run_unless_allowed(module_project, publish
     )
     run = module_project.build("v2", wide_users, wide_items)
     assert_stopped_with(
-        module_project, published, run,
+        module_project,
+        published,
+        run,
         "column embedding has dimension 6 but version v1 of",
         "has dimension 4: set var allow_dimension_change: true",
     )

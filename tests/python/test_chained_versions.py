@@ -27,7 +27,9 @@ def retrain_of(version: str, rng: np.random.Generator, model) -> Retrain:
     users, items = (m + 0.02 * rng.standard_normal(m.shape) for m in model)
     kind = UNUSUAL.get(version)
     if kind == "wider":
-        users, items = (np.hstack([m, 0.1 * rng.standard_normal((len(m), 2))]) for m in (users, items))
+        users, items = (
+            np.hstack([m, 0.1 * rng.standard_normal((len(m), 2))]) for m in (users, items)
+        )
     if kind == "narrower":
         users, items = users[:, :5], items[:, :5]
     if kind == "rank deficient":  # W of rank 3 < e, and a constant item column
@@ -42,8 +44,10 @@ def retrain_of(version: str, rng: np.random.Generator, model) -> Retrain:
     user_rows = np.sort(rng.choice(len(users), size=len(users) - 5, replace=False))
     item_rows = np.sort(rng.choice(len(items), size=len(items) - 2, replace=False))
     return Retrain(
-        user_rows.astype(np.int64), users[user_rows].astype(np.float32),
-        item_rows.astype(np.int64), items[item_rows].astype(np.float32),
+        user_rows.astype(np.int64),
+        users[user_rows].astype(np.float32),
+        item_rows.astype(np.int64),
+        items[item_rows].astype(np.float32),
     )
 
 

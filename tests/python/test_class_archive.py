@@ -31,7 +31,8 @@ def test_an_archive_is_mapped_after_the_profiles_own_java_options(archive_in):
     parameters = {"spark.master": "local[2]", "spark.driver.extraJavaOptions": "-XX:+UseParallelGC"}
     extended = class_archive.with_archive(parameters)
     assert extended["spark.driver.extraJavaOptions"] == (
-        f"-XX:+UseParallelGC -XX:SharedArchiveFile={archive_in} {class_archive.QUIET}")
+        f"-XX:+UseParallelGC -XX:SharedArchiveFile={archive_in} {class_archive.QUIET}"
+    )
     assert extended["spark.master"] == "local[2]"
     assert parameters["spark.driver.extraJavaOptions"] == "-XX:+UseParallelGC"  # not modified
     # a profile that names an archive of its own keeps it
@@ -69,8 +70,16 @@ def test_each_java_install_and_update_has_its_own_archive(tmp_path, monkeypatch)
 def small_archive(tmp_path_factory):
     """A real dynamic archive of a JVM that only printed its version (seconds to make)."""
     path = tmp_path_factory.mktemp("jsa") / "version.jsa"
-    subprocess.run([class_archive.java_executable(), f"-XX:ArchiveClassesAtExit={path}",
-                    *class_archive.QUIET.split(), "-version"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            class_archive.java_executable(),
+            f"-XX:ArchiveClassesAtExit={path}",
+            *class_archive.QUIET.split(),
+            "-version",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -94,8 +103,17 @@ def test_a_truncated_archive_is_never_published(archive_in, small_archive, monke
     dump = archive_in.parent / "truncated.jsa"
     dump.parent.mkdir()
     dump.write_bytes(truncated)
-    aborted = subprocess.run([class_archive.java_executable(), f"-XX:SharedArchiveFile={dump}",
-                              *class_archive.QUIET.split(), "-version"], capture_output=True, cwd=dump.parent)
+    aborted = subprocess.run(
+        [
+            class_archive.java_executable(),
+            f"-XX:SharedArchiveFile={dump}",
+            *class_archive.QUIET.split(),
+            "-version",
+        ],
+        capture_output=True,
+        cwd=dump.parent,
+        check=False,
+    )
     assert aborted.returncode != 0
     dump.unlink()
     for leftover in dump.parent.glob("hs_err*"):
@@ -110,7 +128,9 @@ def test_a_truncated_archive_is_never_published(archive_in, small_archive, monke
 
 
 def test_a_complete_archive_is_published_under_its_name(archive_in, small_archive, monkeypatch):
-    monkeypatch.setattr(class_archive.subprocess, "run", workload_writing(small_archive.read_bytes()))
+    monkeypatch.setattr(
+        class_archive.subprocess, "run", workload_writing(small_archive.read_bytes())
+    )
     assert class_archive.create(archive_in) == archive_in
     assert archive_in.read_bytes() == small_archive.read_bytes()
     record = archive_in.with_suffix(".json")  # what it was made for: pruned when that is gone
@@ -123,8 +143,13 @@ def test_archives_of_installs_gone_or_updated_are_removed(tmp_path):
     java = fake_java(tmp_path / "jdk", 1_000_000_000)
     jars = tmp_path / "pyspark" / "jars"
     jars.mkdir(parents=True)
-    current = {"java": str(java), "java_mtime_ns": 1_000_000_000, "jars": str(jars),
-               "jars_mtime_ns": jars.stat().st_mtime_ns, "pyspark": "4.3.0"}
+    current = {
+        "java": str(java),
+        "java_mtime_ns": 1_000_000_000,
+        "jars": str(jars),
+        "jars_mtime_ns": jars.stat().st_mtime_ns,
+        "pyspark": "4.3.0",
+    }
     records = {
         "current": current,
         "java-gone": {**current, "java": str(tmp_path / "old-jdk" / "bin" / "java")},
@@ -143,9 +168,18 @@ def test_archives_of_installs_gone_or_updated_are_removed(tmp_path):
 
     removed = class_archive.prune(cache)
     assert sorted(p.name for p in removed) == [
-        "jars-gone.jsa", "jars-upgraded.jsa", "java-gone.jsa", "java-updated.jsa"]
+        "jars-gone.jsa",
+        "jars-upgraded.jsa",
+        "java-gone.jsa",
+        "java-updated.jsa",
+    ]
     assert sorted(p.name for p in cache.iterdir()) == [
-        "current.jsa", "current.json", "unreadable.jsa", "unreadable.json", "unrecorded.jsa"]
+        "current.jsa",
+        "current.json",
+        "unreadable.jsa",
+        "unreadable.json",
+        "unrecorded.jsa",
+    ]
 
 
 def test_a_failing_workload_says_why(archive_in, monkeypatch):
@@ -176,13 +210,22 @@ def test_a_local_session_maps_the_archive_setup_made(tmp_path):
     """`make setup` makes the archive of this Java and Spark; the adapter's local
     sessions map all of it (the JVM's own report of what it mapped)."""
     path = class_archive.archive_path()
-    assert path is not None and path.is_file(), \
+    assert path is not None and path.is_file(), (
         f"no class archive at {path}: `make setup` makes it (python -m {class_archive.MODULE})"
+    )
     env = {key: value for key, value in os.environ.items() if key != "PYSPARK_GATEWAY_PORT"}
-    report = subprocess.run([sys.executable, "-c", MAPPED, str(tmp_path)], capture_output=True, text=True,
-                            env=env, check=True, cwd=tmp_path).stdout
+    report = subprocess.run(
+        [sys.executable, "-c", MAPPED, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
     assert f"-XX:SharedArchiveFile={path}" in report
-    mapped = next(line for line in report.splitlines() if line.startswith("CDS archive(s) mapped at"))
+    mapped = next(
+        line for line in report.splitlines() if line.startswith("CDS archive(s) mapped at")
+    )
     # the JDK's base archive plus ours: more than ours alone
     mapped_bytes = int(mapped.split("size ")[1].split(",")[0])
     assert mapped_bytes > path.stat().st_size, mapped

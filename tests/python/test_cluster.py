@@ -41,8 +41,12 @@ SCHEMA = "on_cluster"
 def cluster(tmp_path_factory):
     """A standalone master and two 1-core workers; stopped by their process ids."""
     root = tmp_path_factory.mktemp("standalone")
-    env = {**os.environ, "SPARK_HOME": str(pyspark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_LOG_DIR": str(root / "logs")}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(pyspark_home()),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(root / "logs"),
+    }
     env.pop("PYSPARK_GATEWAY_PORT", None)
     spark_class = str(pyspark_home() / "bin" / "spark-class")
     port, ui_port = free_port(), free_port()
@@ -51,22 +55,47 @@ def cluster(tmp_path_factory):
 
     def start(name, *arguments):
         log = open(root / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        processes.append(subprocess.Popen(
-            [spark_class, *arguments], env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [spark_class, *arguments],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
 
     try:
-        start("master", "org.apache.spark.deploy.master.Master",
-              "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui_port))
+        start(
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(ui_port),
+        )
         status_url = f"http://127.0.0.1:{ui_port}/json/"
         wait_until(lambda: urllib.request.urlopen(status_url).status == 200, 60, "the master")
         work_dirs = []
         for number in (1, 2):
             work_dirs.append(root / f"worker{number}")
-            start(f"worker{number}", "org.apache.spark.deploy.worker.Worker",
-                  "--host", "127.0.0.1", "--cores", "1", "--memory", "1536m",
-                  "--work-dir", str(work_dirs[-1]), "--webui-port", str(free_port()), master_url)
+            start(
+                f"worker{number}",
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "1536m",
+                "--work-dir",
+                str(work_dirs[-1]),
+                "--webui-port",
+                str(free_port()),
+                master_url,
+            )
 
         def alive_workers():
             status = json.loads(urllib.request.urlopen(status_url).read())
@@ -89,49 +118,78 @@ def spark_submit(cluster, home: Path, py_files: Path, arguments: list[str]):
     """scripts/spark_submit_dbt.py on the cluster, with these arguments."""
     command = [
         str(pyspark_home() / "bin" / "spark-submit"),
-        "--master", cluster["master_url"],
-        "--deploy-mode", "client",
-        "--py-files", str(py_files),
-        "--executor-memory", "1g",
-        "--total-executor-cores", "2",
-        "--conf", f"spark.pyspark.python={isolated_python(cluster['root'])}",
-        "--conf", f"spark.pyspark.driver.python={sys.executable}",
-        "--conf", f"spark.sql.warehouse.dir={home / 'warehouse'}",
+        "--master",
+        cluster["master_url"],
+        "--deploy-mode",
+        "client",
+        "--py-files",
+        str(py_files),
+        "--executor-memory",
+        "1g",
+        "--total-executor-cores",
+        "2",
+        "--conf",
+        f"spark.pyspark.python={isolated_python(cluster['root'])}",
+        "--conf",
+        f"spark.pyspark.driver.python={sys.executable}",
+        "--conf",
+        f"spark.sql.warehouse.dir={home / 'warehouse'}",
         "--conf",
         (
             "spark.hadoop.javax.jdo.option.ConnectionURL="
             f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
         ),
-        "--conf", "spark.sql.shuffle.partitions=4",
-        "--driver-java-options", f"-Dderby.stream.error.file={home / 'derby.log'}",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        "--driver-java-options",
+        f"-Dderby.stream.error.file={home / 'derby.log'}",
         str(PROJECT_DIR / "scripts" / "spark_submit_dbt.py"),
         *arguments,
     ]
-    env = {**os.environ, "SPARK_HOME": str(pyspark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-           "DBT_SCHEMA": SCHEMA, "DBT_TARGET": "cluster",
-           "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
-           "DBT_TARGET_PATH": str(home / "target"), "DBT_LOG_PATH": str(home / "logs")}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(pyspark_home()),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "DBT_SCHEMA": SCHEMA,
+        "DBT_TARGET": "cluster",
+        "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
+        "DBT_TARGET_PATH": str(home / "target"),
+        "DBT_LOG_PATH": str(home / "logs"),
+    }
     env.pop("PYSPARK_GATEWAY_PORT", None)
     home.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=900,
-                          check=False)
+    return subprocess.run(
+        command, cwd=home, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
 
 
 def test_two_versions_through_spark_submit_equal_a_local_run(cluster, retrains, dbt_project):
     """Both versions in one application (a backfill: the driver and executors start
     once), each equal to the same version built by a local session."""
-    py_files = Path(shutil.make_archive(
-        str(cluster["root"] / "python_udfs"), "zip", PROJECT_DIR, "python_udfs"
-    ))
+    py_files = Path(
+        shutil.make_archive(str(cluster["root"] / "python_udfs"), "zip", PROJECT_DIR, "python_udfs")
+    )
     home = cluster["root"] / "driver"
-    relations = {version: dbt_project.write_retrain(version, retrain)
-                 for version, retrain in retrains.items()}
+    relations = {
+        version: dbt_project.write_retrain(version, retrain)
+        for version, retrain in retrains.items()
+    }
     relation = f"parquet.`{dbt_project.data_dir}/{{version}}/{{side}}`"
-    submitted = ThreadPoolExecutor(1).submit(spark_submit, cluster, home, py_files, [
-        "backfill", "--versions", *retrains,
-        "--users", relation.replace("{side}", "users"),
-        "--items", relation.replace("{side}", "items"),
-    ])
+    submitted = ThreadPoolExecutor(1).submit(
+        spark_submit,
+        cluster,
+        home,
+        py_files,
+        [
+            "backfill",
+            "--versions",
+            *retrains,
+            "--users",
+            relation.replace("{side}", "users"),
+            "--items",
+            relation.replace("{side}", "items"),
+        ],
+    )
     for version, (users, items) in relations.items():  # meanwhile, the local runs
         local = dbt_project.build(version, users, items)
         assert local.success, local.output
@@ -150,5 +208,6 @@ def test_two_versions_through_spark_submit_equal_a_local_run(cluster, retrains, 
     for work_dir in cluster["work_dirs"]:
         logs = list(work_dir.glob("app-*/*/stderr"))
         assert logs, f"no executor ran on {work_dir.name}"
-        assert any("Finished task" in log.read_text(errors="replace") for log in logs), \
+        assert any("Finished task" in log.read_text(errors="replace") for log in logs), (
             f"no task finished on {work_dir.name}"
+        )

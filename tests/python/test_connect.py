@@ -49,18 +49,27 @@ def server(tmp_path_factory):
     port = free_port()
     command = [
         str(pyspark_home() / "bin" / "spark-submit"),
-        "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-        "--master", "local[2]",
-        "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-        "--conf", f"spark.connect.grpc.binding.port={port}",
-        "--conf", "spark.sql.catalogImplementation=hive",
-        "--conf", f"spark.sql.warehouse.dir={root / 'warehouse'}",
-        "--conf", (
+        "--class",
+        "org.apache.spark.sql.connect.service.SparkConnectServer",
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.connect.grpc.binding.address=127.0.0.1",
+        "--conf",
+        f"spark.connect.grpc.binding.port={port}",
+        "--conf",
+        "spark.sql.catalogImplementation=hive",
+        "--conf",
+        f"spark.sql.warehouse.dir={root / 'warehouse'}",
+        "--conf",
+        (
             "spark.hadoop.javax.jdo.option.ConnectionURL="
             f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
         ),
-        "--conf", "spark.sql.shuffle.partitions=4",
-        "--conf", "spark.ui.enabled=false",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        "--conf",
+        "spark.ui.enabled=false",
         "--driver-java-options",
         f"-Dderby.stream.error.file={root / 'derby.log'} -Djava.io.tmpdir={root / 'tmp'}",
         "spark-internal",
@@ -68,17 +77,30 @@ def server(tmp_path_factory):
     (root / "tmp").mkdir()
     # The server's Python workers follow PYSPARK_PYTHON in its environment (measured:
     # with --conf spark.pyspark.python they ran the python3 on PATH instead)
-    env = {**os.environ, "SPARK_HOME": str(pyspark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_PYTHON": str(isolated_python(root))}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(pyspark_home()),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": str(isolated_python(root)),
+    }
     for name in ("PYSPARK_GATEWAY_PORT", "SPARK_REMOTE"):
         env.pop(name, None)
     log = root / "server.log"
     with open(log, "w") as output:
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=output,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                   or True, 120, "the Spark Connect server")
+        wait_until(
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
+            120,
+            "the Spark Connect server",
+        )
         yield {"url": f"sc://127.0.0.1:{port}", "root": root, "log": log, "process": process}
     finally:
         stop_process_group(process)
@@ -89,13 +111,24 @@ def over_connect(
 ) -> subprocess.CompletedProcess:
     """Run a command (dbt, a script) in a child process with the ``connect`` target."""
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DBT_TARGET": "connect", "SPARK_REMOTE": url, "DBT_SCHEMA": schema,
-           "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
-           "DBT_TARGET_PATH": str(folder / "target"), "DBT_LOG_PATH": str(folder / "logs")}
+    env = {
+        **os.environ,
+        "DBT_TARGET": "connect",
+        "SPARK_REMOTE": url,
+        "DBT_SCHEMA": schema,
+        "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
+        "DBT_TARGET_PATH": str(folder / "target"),
+        "DBT_LOG_PATH": str(folder / "logs"),
+    }
     env.pop("PYSPARK_GATEWAY_PORT", None)
     return subprocess.run(
-        [sys.executable, *command], cwd=folder, env=env, capture_output=True, text=True,
-        timeout=900, check=False,
+        [sys.executable, *command],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
 
 
@@ -103,8 +136,9 @@ def dbt_over_connect(
     url: str, folder: Path, *arguments: str, schema: str = SCHEMA
 ) -> subprocess.CompletedProcess:
     """Run one dbt command in a child process with the ``connect`` target."""
-    return over_connect(url, folder, [str(DBT), *arguments, "--project-dir", str(PROJECT_DIR)],
-                        schema=schema)
+    return over_connect(
+        url, folder, [str(DBT), *arguments, "--project-dir", str(PROJECT_DIR)], schema=schema
+    )
 
 
 def finished_tasks(log: Path) -> int:
@@ -115,15 +149,27 @@ def test_two_versions_over_connect_equal_a_local_run(server, dbt_project, tmp_pa
     first = first_retrain(users=400, items=120, dimension=8, seed=0)
     retrains = {"v1": first, "v2": next_retrain(first, seed=1)}
     tasks_before = finished_tasks(server["log"])
-    relations = {version: dbt_project.write_retrain(version, retrain)
-                 for version, retrain in retrains.items()}
+    relations = {
+        version: dbt_project.write_retrain(version, retrain)
+        for version, retrain in retrains.items()
+    }
     # both versions in one client process (a backfill), while the local runs build them
     relation = f"parquet.`{dbt_project.data_dir}/{{version}}/{{side}}`"
     remote = ThreadPoolExecutor(1).submit(
-        over_connect, server["url"], tmp_path / "client",
-        [str(PROJECT_DIR / "scripts" / "backfill.py"), "--target", "connect",
-         "--versions", *retrains, "--users", relation.replace("{side}", "users"),
-         "--items", relation.replace("{side}", "items")],
+        over_connect,
+        server["url"],
+        tmp_path / "client",
+        [
+            str(PROJECT_DIR / "scripts" / "backfill.py"),
+            "--target",
+            "connect",
+            "--versions",
+            *retrains,
+            "--users",
+            relation.replace("{side}", "users"),
+            "--items",
+            relation.replace("{side}", "items"),
+        ],
     )
     for version, (users, items) in relations.items():
         local = dbt_project.build(version, users, items)
@@ -137,8 +183,9 @@ def test_two_versions_over_connect_equal_a_local_run(server, dbt_project, tmp_pa
             ids, remote_rows = read_published(warehouse, SCHEMA, name, version)
             local_ids, local_rows = dbt_project.embeddings(name, version)
             np.testing.assert_array_equal(ids, local_ids)
-            assert_allclose(remote_rows, local_rows, rtol=1e-5,
-                            atol=1e-6 * np.abs(local_rows).max())
+            assert_allclose(
+                remote_rows, local_rows, rtol=1e-5, atol=1e-6 * np.abs(local_rows).max()
+            )
     runs = pq.read_table(warehouse / f"{SCHEMA}.db" / "stabilization_runs").to_pandas()
     assert sorted(runs["embedding_version"]) == ["v1", "v2"]
     assert runs["max_dot_product_error"].max() < 1e-6
@@ -155,10 +202,25 @@ def test_dbt_adapter_suite_over_connect(server, tmp_path):
     env = {**os.environ, "ADAPTER_SUITE_TARGET": "connect", "SPARK_REMOTE": server["url"]}
     env.pop("PYSPARK_GATEWAY_PORT", None)
     suite = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "--basetemp", str(tmp_path / "suite"),
-         str(PROJECT_DIR / "tests" / "python" / "test_adapter_suite.py")],
-        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=1200, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--basetemp",
+            str(tmp_path / "suite"),
+            str(PROJECT_DIR / "tests" / "python" / "test_adapter_suite.py"),
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     assert suite.returncode == 0, suite.stdout[-10000:] + suite.stderr[-3000:]
     assert " passed" in suite.stdout and "skipped" not in suite.stdout
@@ -169,8 +231,12 @@ def test_a_failing_python_model_shows_its_traceback_over_connect(server, dbt_pro
     other = first_retrain(users=50, items=20, dimension=4, seed=0)
     users, _ = dbt_project.write_retrain("users6", retrain)
     _, items = dbt_project.write_retrain("items4", other)
-    run = dbt_over_connect(server["url"], tmp_path / "client",
-                           *build_arguments("bad", users, items), schema="failing_over_connect")
+    run = dbt_over_connect(
+        server["url"],
+        tmp_path / "client",
+        *build_arguments("bad", users, items),
+        schema="failing_over_connect",
+    )
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "Python model model.embedding_stabilization.int_transforms_solved failed" in output

@@ -11,7 +11,9 @@ PACKAGE = "embedding_stabilization"
 def manifest(spark_home, tmp_path_factory):
     from conftest import DbtProject
 
-    project = DbtProject("docs", tmp_path_factory.mktemp("docs") / "target", tmp_path_factory.mktemp("data"))
+    project = DbtProject(
+        "docs", tmp_path_factory.mktemp("docs") / "target", tmp_path_factory.mktemp("data")
+    )
     run = project.invoke("parse")
     assert run.success, run.output
     return json.loads((project.target_path / "manifest.json").read_text())
@@ -40,7 +42,9 @@ def test_every_resource_and_column_is_described(manifest, kind):
 
 
 def test_every_data_test_is_described(manifest):
-    tests = {key: node for key, node in own(manifest["nodes"]).items() if node["resource_type"] == "test"}
+    tests = {
+        key: node for key, node in own(manifest["nodes"]).items() if node["resource_type"] == "test"
+    }
     assert len(tests) >= 12
     assert [key for key, node in tests.items() if not node["description"].strip()] == []
 
@@ -59,7 +63,18 @@ def test_every_macro_and_its_arguments_are_described(manifest):
 
 
 def test_exposures_cover_the_published_tables(manifest):
-    consumed = {ref for exposure in own(manifest["exposures"]).values() for ref in exposure["depends_on"]["nodes"]}
-    published = {f"model.{PACKAGE}.{name}" for name in (
-        "stabilized_user_embeddings", "stabilized_item_embeddings", "stabilization_transforms", "stabilization_runs")}
+    consumed = {
+        ref
+        for exposure in own(manifest["exposures"]).values()
+        for ref in exposure["depends_on"]["nodes"]
+    }
+    published = {
+        f"model.{PACKAGE}.{name}"
+        for name in (
+            "stabilized_user_embeddings",
+            "stabilized_item_embeddings",
+            "stabilization_transforms",
+            "stabilization_runs",
+        )
+    }
     assert published <= consumed

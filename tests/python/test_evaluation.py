@@ -28,8 +28,15 @@ def retrain_and_base():
     new_users = np.where(new_user_ids[:, None] < 40, users[np.minimum(new_user_ids, 39)], 1.0)
     new_items = items[new_item_ids % 30]
     noisy_users = (new_users + 0.01 * rng.standard_normal(new_users.shape)) @ mixing
-    noisy_items = (new_items + 0.01 * rng.standard_normal(new_items.shape)) @ np.linalg.inv(mixing).T
-    return (Embeddings(new_user_ids, noisy_users), Embeddings(new_item_ids, noisy_items), base_users, base_items)
+    noisy_items = (new_items + 0.01 * rng.standard_normal(new_items.shape)) @ np.linalg.inv(
+        mixing
+    ).T
+    return (
+        Embeddings(new_user_ids, noisy_users),
+        Embeddings(new_item_ids, noisy_items),
+        base_users,
+        base_items,
+    )
 
 
 def test_common_rows_pair_ids(retrain_and_base):
@@ -60,7 +67,10 @@ def test_every_ablation_keeps_every_score(retrain_and_base, steps, align_on):
     users, items, base_users, base_items = retrain_and_base
     new_users, new_items = ablated(users, items, base_users, base_items, steps, align_on)
     assert_array_equal(new_users.ids, users.ids)
-    assert max_relative_score_error(users.matrix, items.matrix, new_users.matrix, new_items.matrix) < 1e-12
+    assert (
+        max_relative_score_error(users.matrix, items.matrix, new_users.matrix, new_items.matrix)
+        < 1e-12
+    )
 
 
 def test_full_method_equals_the_published_transforms(retrain_and_base):
@@ -69,7 +79,10 @@ def test_full_method_equals_the_published_transforms(retrain_and_base):
     a_users, b_users = users.common(base_users)
     a_items, b_items = items.common(base_items)
     expected = stabilizing_transforms(
-        users.matrix.T @ users.matrix, items.matrix.T @ items.matrix, a_users.T @ b_users, a_items.T @ b_items
+        users.matrix.T @ users.matrix,
+        items.matrix.T @ items.matrix,
+        a_users.T @ b_users,
+        a_items.T @ b_items,
     )
     assert_allclose(new_users.matrix, users.matrix @ expected.user_transform, atol=1e-10)
     assert_allclose(new_items.matrix, items.matrix @ expected.item_transform, atol=1e-10)

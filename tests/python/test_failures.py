@@ -8,6 +8,7 @@ from python_udfs.synthetic import Retrain, first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 
+
 def test_python_model_failure_fails_its_node_with_the_traceback(dbt_project):
     retrain = first_retrain(users=50, items=20, dimension=6, seed=0)
     narrow_items = Retrain(retrain.user_ids, retrain.users, retrain.item_ids, retrain.items[:, :4])

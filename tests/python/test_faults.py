@@ -15,6 +15,7 @@ from python_udfs.synthetic import first_retrain
 
 pytestmark = pytest.mark.integration
 
+
 def test_files_a_killed_table_write_left_behind_do_not_block_the_rerun(dbt_project):
     """A kill between Spark writing a table's files and registering the table leaves
     files no table owns; the rerun removes them instead of failing with

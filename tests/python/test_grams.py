@@ -57,7 +57,10 @@ def test_a_dimension_change_is_padded_with_zero_columns_and_keeps_every_score(ba
     # the same result as padding the inputs themselves with zero columns
     padded = [np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in (w, t, base)]
     reference = transforms_from_grams(
-        {"users": padded[0].T @ padded[0], "items": padded[1].T @ padded[1],
-         "items_cross": padded[1].T @ padded[2]}
+        {
+            "users": padded[0].T @ padded[0],
+            "items": padded[1].T @ padded[1],
+            "items_cross": padded[1].T @ padded[2],
+        }
     )
     assert_allclose(t_new, padded[1] @ reference.item_transform, atol=1e-10)

@@ -151,7 +151,9 @@ def test_rank_deficient_users_keep_width_and_scores():
     w = rng.standard_normal((100, 3)) @ rng.standard_normal((3, 6))  # rank 3 < e = 6
     w[:, 2] = 1.0  # and a constant column
     t = rng.standard_normal((50, 6))
-    solved = stabilizing_transforms(w.T @ w, t.T @ t, cross_items=t.T @ rng.standard_normal((50, 6)))
+    solved = stabilizing_transforms(
+        w.T @ w, t.T @ t, cross_items=t.T @ rng.standard_normal((50, 6))
+    )
     assert solved.rank == np.linalg.matrix_rank(w @ t.T)
     assert solved.user_transform.shape == (6, 6)
     assert scores_error(w, t, w @ solved.user_transform, t @ solved.item_transform) < 1e-9
@@ -161,7 +163,9 @@ def test_ill_conditioned_input_keeps_float32_scores():
     rng = np.random.default_rng(11)
     w = rng.standard_normal((500, 8)) * np.logspace(0, -6, 8)  # condition number ~1e6
     t = rng.standard_normal((300, 8))
-    solved = stabilizing_transforms(w.T @ w, t.T @ t, cross_items=t.T @ rng.standard_normal((300, 8)))
+    solved = stabilizing_transforms(
+        w.T @ w, t.T @ t, cross_items=t.T @ rng.standard_normal((300, 8))
+    )
     assert solved.condition_number > 1e5
     w32 = (w @ solved.user_transform).astype(np.float32).astype(np.float64)
     t32 = (t @ solved.item_transform).astype(np.float32).astype(np.float64)

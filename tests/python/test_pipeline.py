@@ -129,10 +129,13 @@ def test_the_side_not_aligned_on_is_measured_on_a_hash_sample_of_its_ids(module_
     runs = module_project.table("stabilization_runs", "embedding_version = 'v2'")
     assert runs.loc[0, "measured_users"] == measured.sum()
     assert np.isnan(runs.loc[0, "aligned_users"])  # not counted: that would need the whole join
-    assert runs.loc[0, "measured_items"] == runs.loc[0, "aligned_items"] == runs.loc[0, "aligned_ids"]
+    assert (
+        runs.loc[0, "measured_items"] == runs.loc[0, "aligned_items"] == runs.loc[0, "aligned_ids"]
+    )
     stabilized = mean_cosine(users_2[in_2][measured], users_1[in_1][measured])
-    raw_cosine = mean_cosine(raw_users_2[np.searchsorted(raw_ids_2, common[measured])],
-                             users_1[in_1][measured])
+    raw_cosine = mean_cosine(
+        raw_users_2[np.searchsorted(raw_ids_2, common[measured])], users_1[in_1][measured]
+    )
     assert runs.loc[0, "user_cosine_stabilized"] == pytest.approx(stabilized, abs=1e-5)
     assert runs.loc[0, "user_cosine_raw"] == pytest.approx(raw_cosine, abs=1e-5)
 
@@ -140,10 +143,15 @@ def test_the_side_not_aligned_on_is_measured_on_a_hash_sample_of_its_ids(module_
 def test_the_sample_prunes_both_inputs_before_the_join_shuffles_them(module_project, built):
     """In the physical plan of the sampled join, each input is filtered on the id's hash
     below the exchange that shuffles it (or the broadcast), not after the join."""
-    variables = {"embedding_version": "v2", "alignment_sample_size": USER_SAMPLE,
-                 "user_embeddings": built["v2"][0], "item_embeddings": built["v2"][1]}
-    compiled = module_project.invoke("compile", "--select", "int_users_joined_to_base",
-                                     "--vars", json.dumps(variables))
+    variables = {
+        "embedding_version": "v2",
+        "alignment_sample_size": USER_SAMPLE,
+        "user_embeddings": built["v2"][0],
+        "item_embeddings": built["v2"][1],
+    }
+    compiled = module_project.invoke(
+        "compile", "--select", "int_users_joined_to_base", "--vars", json.dumps(variables)
+    )
     assert compiled.success, compiled.output
     sql = compiled.results[0].node.compiled_code
     spark = spark_session()
@@ -156,9 +164,10 @@ def test_the_sample_prunes_both_inputs_before_the_join_shuffles_them(module_proj
     assert len(shuffles) == 2, "\n".join(plan)
     for start in shuffles:
         scan = next(i for i in range(start, len(plan)) if "FileScan" in plan[i])
-        below_shuffle = plan[start + 1:scan]
-        assert any("Filter" in line and "xxhash64" in line for line in below_shuffle), \
-            "\n".join(plan)
+        below_shuffle = plan[start + 1 : scan]
+        assert any("Filter" in line and "xxhash64" in line for line in below_shuffle), "\n".join(
+            plan
+        )
 
 
 def test_pipeline_matches_a_dense_numpy_reference(module_project, built):
@@ -173,7 +182,9 @@ def test_pipeline_matches_a_dense_numpy_reference(module_project, built):
 
 
 def test_published_transforms_reproduce_published_embeddings(module_project, built):
-    transforms = module_project.table("stabilization_transforms", order_by="embedding_version, side")
+    transforms = module_project.table(
+        "stabilization_transforms", order_by="embedding_version, side"
+    )
     assert len(transforms) == 4
     for row in transforms.itertuples():
         rotation = np.stack(row.rotation)
@@ -243,9 +254,11 @@ def test_a_build_asks_for_its_base_version_and_drift_alerts_once(built):
 def test_spark_jobs_are_grouped_by_the_dbt_node_that_ran_them(built):
     """The Spark UI and event log name the dbt node of every job (its job group)."""
     tracker = spark_session().sparkContext.statusTracker()
-    for node in ("model.embedding_stabilization.int_gram_matrices",
-                 "model.embedding_stabilization.int_users_stabilized",
-                 "model.embedding_stabilization.stabilization_runs"):
+    for node in (
+        "model.embedding_stabilization.int_gram_matrices",
+        "model.embedding_stabilization.int_users_stabilized",
+        "model.embedding_stabilization.stabilization_runs",
+    ):
         assert tracker.getJobIdsForGroup(node), node
 
 
@@ -266,7 +279,9 @@ def test_arrow_and_sql_gram_paths_agree(module_project, built):
     assert_allclose(arrow_items, sql_items, rtol=1e-5, atol=1e-6)
 
 
-def test_report_from_the_published_tables_renders_in_chromium(module_project, built, browser, tmp_path):
+def test_report_from_the_published_tables_renders_in_chromium(
+    module_project, built, browser, tmp_path
+):
     sys.path.insert(0, str(PROJECT_DIR / "scripts"))
     from report import report_frames
 
@@ -289,7 +304,9 @@ def test_report_from_the_published_tables_renders_in_chromium(module_project, bu
     page.close()
 
 
-def test_docs_site_shows_the_lineage_of_the_item_embeddings(module_project, built, browser, tmp_path):
+def test_docs_site_shows_the_lineage_of_the_item_embeddings(
+    module_project, built, browser, tmp_path
+):
     # parse writes the manifest; --no-compile: the lineage needs no compiled SQL
     for command in (["parse"], ["docs", "generate", "--no-compile"]):
         run = module_project.invoke(*command)
@@ -301,16 +318,32 @@ def test_docs_site_shows_the_lineage_of_the_item_embeddings(module_project, buil
     for key, table in catalog["nodes"].items():
         documented = manifest["nodes"][key]["columns"]
         for column in table["columns"]:
-            assert documented.get(column, {}).get("description"), f"{key}.{column} is not documented"
+            assert documented.get(column, {}).get("description"), (
+                f"{key}.{column} is not documented"
+            )
 
     port = free_port()
     dbt = str(Path(sys.executable).with_name("dbt"))
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [dbt, "docs", "serve", "--no-browser", "--port", str(port), "--host", "127.0.0.1",
-             "--project-dir", str(PROJECT_DIR), "--target-path", str(target)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                dbt,
+                "docs",
+                "serve",
+                "--no-browser",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                "--project-dir",
+                str(PROJECT_DIR),
+                "--target-path",
+                str(target),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def serving() -> bool:

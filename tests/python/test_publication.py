@@ -38,14 +38,19 @@ def files(schema: str) -> dict[str, str]:
         root = location(schema, table)
         for path in sorted(root.rglob("*")):
             if path.is_file():
-                found[f"{table}/{path.relative_to(root)}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+                found[f"{table}/{path.relative_to(root)}"] = hashlib.sha256(
+                    path.read_bytes()
+                ).hexdigest()
     return found
 
 
 def parquet_contents(found: dict[str, str]) -> list[tuple[str, str]]:
     """(table, sha256) of every Parquet file: what the tables hold, whatever the file names."""
-    return sorted((path.split("/", 1)[0], digest) for path, digest in found.items()
-                  if path.endswith(".parquet"))
+    return sorted(
+        (path.split("/", 1)[0], digest)
+        for path, digest in found.items()
+        if path.endswith(".parquet")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +78,9 @@ def test_each_version_is_one_folder_of_the_published_table(module_project, publi
             # written by the Python workers that computed the rows (ArrowMapped), one
             # file per input partition, not by Spark's writer (part-…-<uuid>-c000, _SUCCESS)
             names = sorted(path.name for path in folder.iterdir())
-            assert names and all(re.fullmatch(r"part-\d{5}\.snappy\.parquet", n) for n in names), names
+            assert names and all(re.fullmatch(r"part-\d{5}\.snappy\.parquet", n) for n in names), (
+                names
+            )
         # the audit table is the very same folder: nothing was copied to publish it
         audit = "int_users_stabilized" if "user" in table else "int_items_stabilized"
         assert location(schema, audit) == location(schema, table, "v2")
@@ -120,10 +127,12 @@ def test_a_table_of_an_earlier_release_is_published_into_the_same_way(module_pro
     spark = spark_session()
     table = f"{schema}.stabilized_item_embeddings"
     old_style = location(schema, "stabilized_item_embeddings") / "embedding_version=v2"
-    spark.sql(f"select id, embedding from {table} where embedding_version = 'v2'") \
-        .write.parquet(str(old_style))
-    spark.sql(f"alter table {table} partition (embedding_version = 'v2') "
-              f"set location '{old_style}'")
+    spark.sql(f"select id, embedding from {table} where embedding_version = 'v2'").write.parquet(
+        str(old_style)
+    )
+    spark.sql(
+        f"alter table {table} partition (embedding_version = 'v2') set location '{old_style}'"
+    )
     before = module_project.published_tables()
 
     run = module_project.build("v2", *published["v2"])
@@ -233,9 +242,14 @@ def test_rows_computed_on_arrow_batches_are_staged_by_their_workers_or_else_by_s
     swapped = transformed(source, np.array([[0.0, 1.0], [1.0, 0.0]]))
 
     staged = stage_for_publication(
-        spark, swapped, audit_table=f"{schema}.audit_{file_format}",
-        published_table=f"{schema}.published_{file_format}", partition_column="embedding_version",
-        partition_value="v1", run_id="run-1", file_format=file_format,
+        spark,
+        swapped,
+        audit_table=f"{schema}.audit_{file_format}",
+        published_table=f"{schema}.published_{file_format}",
+        partition_column="embedding_version",
+        partition_value="v1",
+        run_id="run-1",
+        file_format=file_format,
     )
 
     audited = spark.table(f"{schema}.audit_{file_format}")

@@ -16,7 +16,13 @@ def test_gram_sql_unit_tests_pass(module_project):
     variables = {"embedding_version": "v1", "user_embeddings": users, "item_embeddings": items}
     common = ["--vars", json.dumps(variables)]
     run = module_project.invoke(
-        "run", "--empty", "--select", "+int_gram_matrices", "--exclude", "int_gram_matrices", *common
+        "run",
+        "--empty",
+        "--select",
+        "+int_gram_matrices",
+        "--exclude",
+        "int_gram_matrices",
+        *common,
     )
     assert run.success, run.output
     run = module_project.invoke("test", "--select", "int_gram_matrices,test_type:unit", *common)

@@ -55,9 +55,13 @@ def install() -> dict | None:
         return None
     java = os.path.realpath(java)
     jars = os.path.join(os.path.dirname(os.path.realpath(pyspark.__file__)), "jars")
-    return {"java": java, "java_mtime_ns": os.stat(java).st_mtime_ns, "jars": jars,
-            "jars_mtime_ns": os.stat(jars).st_mtime_ns if os.path.isdir(jars) else None,
-            "pyspark": pyspark.__version__}
+    return {
+        "java": java,
+        "java_mtime_ns": os.stat(java).st_mtime_ns,
+        "jars": jars,
+        "jars_mtime_ns": os.stat(jars).st_mtime_ns if os.path.isdir(jars) else None,
+        "pyspark": pyspark.__version__,
+    }
 
 
 def archive_path() -> Path | None:
@@ -72,15 +76,19 @@ def archive_path() -> Path | None:
         return None
     key = "{java}:{java_mtime_ns}:{jars}:{pyspark}".format(**made_for)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dbt-sparksession"
-    return cache / f"spark-{made_for['pyspark']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
+    return (
+        cache / f"spark-{made_for['pyspark']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
+    )
 
 
 def is_stale(made_for: dict) -> bool:
     """Whether the install an archive was made for is gone or was updated since
     (a new Java binary, or jars added or removed by an upgrade of pyspark)."""
     try:
-        return (os.stat(made_for["java"]).st_mtime_ns != made_for["java_mtime_ns"]
-                or os.stat(made_for["jars"]).st_mtime_ns != made_for["jars_mtime_ns"])
+        return (
+            os.stat(made_for["java"]).st_mtime_ns != made_for["java_mtime_ns"]
+            or os.stat(made_for["jars"]).st_mtime_ns != made_for["jars_mtime_ns"]
+        )
     except (OSError, KeyError, TypeError):
         return True
 
@@ -119,7 +127,10 @@ def with_archive(server_side_parameters: dict[str, str]) -> dict[str, str]:
     current = server_side_parameters.get("spark.driver.extraJavaOptions", "")
     if "-XX:SharedArchiveFile" in current or "-XX:ArchiveClassesAtExit" in current:
         return dict(server_side_parameters)  # the profile chose its own archive
-    return {**server_side_parameters, "spark.driver.extraJavaOptions": f"{current} {options}".strip()}
+    return {
+        **server_side_parameters,
+        "spark.driver.extraJavaOptions": f"{current} {options}".strip(),
+    }
 
 
 def create(path: Path | None = None) -> Path:
@@ -133,17 +144,25 @@ def create(path: Path | None = None) -> Path:
         with tempfile.TemporaryDirectory(prefix="class-archive-") as home:
             made = subprocess.run(
                 [sys.executable, "-m", MODULE, "--workload", home, str(partial)],
-                check=False, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                check=False,
+                cwd=home,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
                 env={**os.environ, "PYSPARK_PYTHON": sys.executable},
             )
             if made.returncode != 0:
-                raise SystemExit(f"the class archive's Spark workload failed (exit {made.returncode}):\n"
-                                 + "\n".join(made.stderr.splitlines()[-20:]))
+                raise SystemExit(
+                    f"the class archive's Spark workload failed (exit {made.returncode}):\n"
+                    + "\n".join(made.stderr.splitlines()[-20:])
+                )
             # a truncated archive aborts the JVM that maps it: try one before publishing
             # (in the temporary folder, where an aborting JVM leaves its hs_err file)
             checked = subprocess.run(
                 [java_executable(), f"-XX:SharedArchiveFile={partial}", *QUIET.split(), "-version"],
-                capture_output=True, check=False, cwd=home,
+                capture_output=True,
+                check=False,
+                cwd=home,
             )
         if not partial.is_file() or checked.returncode != 0:
             raise SystemExit(f"the class archive {partial} was not usable: not published")
@@ -163,17 +182,19 @@ def workload(home: str, dump_to: str) -> None:
     """
     from dbt.adapters.sparksession.connections import spark_session
 
-    session = spark_session({
-        "spark.master": "local[2]",
-        "spark.sql.warehouse.dir": f"{home}/warehouse",
-        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home}/metastore_db;create=true",
-        "spark.hadoop.hive.downloaded.resources.dir": f"{home}/hive_resources",
-        "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={home}/derby.log "
-                                         f"-XX:ArchiveClassesAtExit={dump_to} {QUIET}",
-        "spark.sql.shuffle.partitions": "2",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-    })
+    session = spark_session(
+        {
+            "spark.master": "local[2]",
+            "spark.sql.warehouse.dir": f"{home}/warehouse",
+            "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home}/metastore_db;create=true",
+            "spark.hadoop.hive.downloaded.resources.dir": f"{home}/hive_resources",
+            "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={home}/derby.log "
+            f"-XX:ArchiveClassesAtExit={dump_to} {QUIET}",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+        }
+    )
     try:
         run_representative_plans(session)
     finally:
@@ -190,17 +211,24 @@ def run_representative_plans(session) -> None:
     higher-order functions and Arrow Python UDFs: the kinds of plan dbt runs."""
     for statement in [
         "create database if not exists warm",
-        "create table warm.vectors using parquet partitioned by (version) as "
-        "select id, cast(array(id, id * 2.0D) as array<double>) as embedding, 'v1' as version "
-        "from range(100)",
-        "insert overwrite table warm.vectors partition (version = 'v2') "
-        "select id, transform(array(id * 1D, id * 3D), x -> x + 1D) from range(100)",
+        (
+            "create table warm.vectors using parquet partitioned by (version) as "
+            "select id, cast(array(id, id * 2.0D) as array<double>) as embedding, 'v1' as version "
+            "from range(100)"
+        ),
+        (
+            "insert overwrite table warm.vectors partition (version = 'v2') "
+            "select id, transform(array(id * 1D, id * 3D), x -> x + 1D) from range(100)"
+        ),
         "describe table extended warm.vectors",
         "show partitions warm.vectors",
         "show table extended in warm like 'vectors'",
-        "create or replace view warm.pairs as select a.id, "
-        "aggregate(zip_with(a.embedding, b.embedding, (x, y) -> x * y), 0D, (s, x) -> s + x) as dot "
-        "from warm.vectors a join warm.vectors b on a.id = b.id and a.version = 'v1' and b.version = 'v2'",
+        (
+            "create or replace view warm.pairs as select a.id, "
+            "aggregate(zip_with(a.embedding, b.embedding, (x, y) -> x * y), 0D, (s, x) -> s + x) "
+            "as dot from warm.vectors a join warm.vectors b "
+            "on a.id = b.id and a.version = 'v1' and b.version = 'v2'"
+        ),
         "select count(*), sum(dot), max(dot) over () from warm.pairs group by dot",
         "select id, row_number() over (partition by id % 7 order by xxhash64(id)) from warm.pairs",
         "alter table warm.vectors drop partition (version = 'v1')",

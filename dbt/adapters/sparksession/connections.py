@@ -95,7 +95,7 @@ def embedded_metastore_path(server_side_parameters: Mapping[str, str]) -> str | 
     if not url.startswith("jdbc:derby:") or url.startswith("jdbc:derby://"):
         return None  # a metastore service or a database server: concurrent runs are fine
     named = re.search(r"databaseName=([^;]+)", url)
-    return os.path.abspath(named.group(1) if named else url[len("jdbc:derby:"):].split(";")[0])
+    return os.path.abspath(named.group(1) if named else url[len("jdbc:derby:") :].split(";")[0])
 
 
 #: The open lock file of the embedded metastore this process holds, by path.
@@ -186,10 +186,22 @@ def quiet_repeated_warnings(session) -> None:
 _OPENING = threading.Lock()
 
 #: dbt commands that run queries: for these a local session is opened ahead.
-QUERYING_COMMANDS = frozenset({
-    "build", "run", "test", "seed", "snapshot", "compile", "show", "run-operation",
-    "retry", "clone", "generate", "freshness",
-})
+QUERYING_COMMANDS = frozenset(
+    {
+        "build",
+        "run",
+        "test",
+        "seed",
+        "snapshot",
+        "compile",
+        "show",
+        "run-operation",
+        "retry",
+        "clone",
+        "generate",
+        "freshness",
+    }
+)
 
 
 def local_session(server_side_parameters: Mapping[str, str]):
@@ -213,7 +225,9 @@ def local_session(server_side_parameters: Mapping[str, str]):
         return session
 
 
-def open_ahead(credentials: SparksessionCredentials, command: str | None) -> threading.Thread | None:
+def open_ahead(
+    credentials: SparksessionCredentials, command: str | None
+) -> threading.Thread | None:
     """Start opening a local session and its metastore while dbt parses the project.
 
     Spark's JVM (≈ 7 s) and the first metastore query (Hive client, Derby:
@@ -229,7 +243,7 @@ def open_ahead(credentials: SparksessionCredentials, command: str | None) -> thr
         try:
             session = local_session(credentials.server_side_parameters)
             session.sql("show databases").collect()  # starts the metastore client
-        except Exception:  # noqa: BLE001 - dbt's connection raises it, with context
+        except Exception:  # noqa: BLE001, S110 - dbt's connection raises it, with context
             pass
 
     thread = threading.Thread(target=open_and_warm, name="sparksession-open-ahead", daemon=True)

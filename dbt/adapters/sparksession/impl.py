@@ -128,7 +128,6 @@ class SparksessionAdapter(SparkAdapter):
         )
         return True
 
-
     def _session(self):
         return self.connections.get_thread_connection().handle.session
 
@@ -180,8 +179,10 @@ class SparksessionAdapter(SparkAdapter):
         file_system = self._file_system(table_location)
         if file_system is None:
             if replaced and replaced != published:
-                logger.warning(f"on Spark Connect, the replaced files of {relation} at {replaced} "
-                               "are not removed (the server's file system is out of reach)")
+                logger.warning(
+                    f"on Spark Connect, the replaced files of {relation} at {replaced} "
+                    "are not removed (the server's file system is out of reach)"
+                )
             return []
         files, path = file_system
 
@@ -218,8 +219,10 @@ class SparksessionAdapter(SparkAdapter):
         folder = publication.version_folder(self.table_location(relation), value)
         file_system = self._file_system(folder)
         if file_system is None:
-            logger.warning(f"on Spark Connect, the files of {relation} at {folder} are not "
-                           "removed (the server's file system is out of reach)")
+            logger.warning(
+                f"on Spark Connect, the files of {relation} at {folder} are not "
+                "removed (the server's file system is out of reach)"
+            )
             return False
         files, path = file_system
         return bool(files.exists(path(folder)) and files.delete(path(folder), True))
