@@ -2,6 +2,7 @@
 #   make demo   train two ALS retrains and stabilize them with dbt build
 #   make test   run the test suite (pytest: math, dbt unit tests, integration)
 #   make test-quick  the math, dbt's unit tests and one pipeline build (≤ 5 minutes)
+#   make lint   ruff's checks and format check, as CI runs them
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
 # of the published versions), make docs (dbt docs generate + serve), make backfill (a history
 # of retrains: make backfill ARGS="--users db.user_emb --items db.item_emb --partition-column ds").
@@ -14,14 +15,14 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup browser demo test test-quick evaluate report docs backfill dist clean
+.PHONY: setup browser demo test test-quick lint evaluate report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,report]'
+	$(BIN)/python -m pip install --quiet -e '.[test,report,lint]'
 	# the classes a local Spark session loads, archived once (JVM start ~7 s faster);
 	# an optimisation: without it sessions start as before
 	$(BIN)/python -m dbt.adapters.sparksession.class_archive \
@@ -66,6 +67,11 @@ QUICK_SKIP := not rebuilding and not arrow_and_sql and not renders_in_chromium a
 test-quick: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10 \
 		$(addprefix tests/python/,$(QUICK_TESTS)) -k "$(QUICK_SKIP)"
+
+# what CI checks before the tests (pre-commit runs the same: pre-commit install)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # python_udfs as a zip for spark-submit --py-files (the executors import it)
 dist: setup
