@@ -2,7 +2,7 @@
 #   make demo   train two ALS retrains and stabilize them with dbt build
 #   make test   run the test suite (pytest: math, dbt unit tests, integration)
 #   make test-quick  the math, dbt's unit tests and one pipeline build (≤ 5 minutes)
-#   make lint   ruff's checks and format check, as CI runs them
+#   make lint   ruff (Python) and sqlfluff (the models' SQL), as CI runs them
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
 # of the published versions), make docs (dbt docs generate + serve), make backfill (a history
 # of retrains: make backfill ARGS="--users db.user_emb --items db.item_emb --partition-column ds").
@@ -72,6 +72,7 @@ test-quick: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint models --processes 2
 
 # python_udfs as a zip for spark-submit --py-files (the executors import it)
 dist: setup

@@ -7,7 +7,10 @@ with
 
 versions as (
 
-    select embedding_version, base_version, align_on
+    select
+        embedding_version,
+        base_version,
+        align_on
     from {{ ref('int_versions_resolved') }}
 
 ),
@@ -102,7 +105,8 @@ first_publication as (
 
 run_summarized as (
 
-    select
+    -- the partition column last (an insert into a partitioned table needs it there)
+    select  -- noqa: ST06
         versions.base_version,
         versions.align_on,
         published_users.users,
