@@ -189,6 +189,22 @@ def as_table(relation: str, name: str) -> str:
     return f"warm_build_inputs.{name}"
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process (dbt, Python) and of its JVM."""
+    times = os.times()
+    seconds = {"python": times.user + times.system}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = Path(stat.parent / "comm").read_text().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and command == "java":  # fields[1]: the parent pid
+            seconds["jvm"] = seconds.get("jvm", 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000)
@@ -289,15 +305,20 @@ def main() -> int:
                 "item_embeddings": items,
                 **extra,
             }
-            started = time.time()
+            started, cpu_before = time.time(), cpu_seconds()
             result = runner.invoke(
                 ["build", "--log-level", "warn", "--vars", json.dumps(variables)]
             )
             walls.append(time.time() - started)
+            cpu = {name: cpu_seconds()[name] - cpu_before.get(name, 0.0) for name in cpu_seconds()}
             if not result.success:
                 print(f"build of {version} failed: {result.exception}", file=sys.stderr)
                 return 1
-            print(f"build {number + 1} ({version}): {walls[-1]:.1f} s in the process", flush=True)
+            print(
+                f"build {number + 1} ({version}): {walls[-1]:.1f} s in the process; CPU s: "
+                + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()),
+                flush=True,
+            )
     results = list(result.result.results)
     from pyspark.sql import SparkSession
 
