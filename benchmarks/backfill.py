@@ -25,7 +25,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from python_udfs.synthetic import write_history
+from stabilization_tools.synthetic import write_history
 
 
 def environment(home: Path) -> dict:

@@ -43,7 +43,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from python_udfs import stabilizing_transforms
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
-from python_udfs.synthetic import write_parquet
+from stabilization_tools.synthetic import write_parquet
 
 TINY_USERS, TINY_ITEMS = 1_000, 200
 

@@ -38,7 +38,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from python_udfs.synthetic import first_retrain, next_retrain, write_parquet
+from stabilization_tools.synthetic import first_retrain, next_retrain, write_parquet
 
 #: first words of statements that only touch the catalog (no Spark job of their own)
 CATALOG_WORDS = (

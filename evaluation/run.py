@@ -36,7 +36,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
 from python_udfs.arrow import list_column_to_matrix
-from python_udfs.evaluation import (
+from stabilization_tools.evaluation import (
     Embeddings,
     ablated,
     max_relative_score_error,

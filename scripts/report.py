@@ -22,7 +22,7 @@ sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 
 from dbt_show import dbt_show
 
-from python_udfs.report import render_report
+from stabilization_tools.report import render_report
 
 RUNS_SQL = (
     "select *, {{ var('dot_product_tolerance') }} as dot_product_tolerance"

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from python_udfs.evaluation import max_relative_score_error  # noqa: F401 (for the test modules)
+from stabilization_tools.evaluation import max_relative_score_error  # noqa: F401 (for the test modules)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -135,7 +135,7 @@ class DbtProject:
 
     def write_retrain(self, name: str, retrain) -> tuple[str, str]:
         """Write a synthetic retrain as Parquet; return the two relations to pass as vars."""
-        from python_udfs.synthetic import write_parquet
+        from stabilization_tools.synthetic import write_parquet
 
         users = self.data_dir / name / "users"
         items = self.data_dir / name / "items"

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_DIR, PUBLISHED_TABLES, DbtProject, wait_until
 
-from python_udfs.synthetic import write_history
+from stabilization_tools.synthetic import write_history
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from python_udfs.arrow import matrix_to_list_column
-from python_udfs.synthetic import first_retrain, next_retrain
+from stabilization_tools.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 

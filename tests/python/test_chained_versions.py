@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import max_relative_score_error
 
-from python_udfs.synthetic import Retrain
+from stabilization_tools.synthetic import Retrain
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from conftest import (
 )
 from numpy.testing import assert_allclose
 
-from python_udfs.synthetic import first_retrain, next_retrain
+from stabilization_tools.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 

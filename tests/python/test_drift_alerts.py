@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from python_udfs.synthetic import Retrain, first_retrain, next_retrain
+from stabilization_tools.synthetic import Retrain, first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The evaluation's measures and ablations (python_udfs.evaluation), against numpy and scipy."""
+"""The evaluation's measures and ablations (stabilization_tools.evaluation), against numpy and scipy."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.linalg import orthogonal_procrustes
 
 from python_udfs import stabilizing_transforms
-from python_udfs.evaluation import (
+from stabilization_tools.evaluation import (
     STEPS,
     Embeddings,
     ablated,

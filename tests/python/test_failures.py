@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import PUBLISHED_TABLES
 
-from python_udfs.synthetic import Retrain, first_retrain, next_retrain
+from stabilization_tools.synthetic import Retrain, first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 

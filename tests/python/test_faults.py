@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from python_udfs.synthetic import first_retrain
+from stabilization_tools.synthetic import first_retrain
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import spark_session
 
-from python_udfs.synthetic import first_retrain, next_retrain
+from stabilization_tools.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from conftest import (
 from numpy.testing import assert_allclose, assert_array_equal
 
 from python_udfs import orthogonality_error, stabilizing_transforms
-from python_udfs.synthetic import first_retrain, next_retrain
+from stabilization_tools.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 
@@ -285,7 +285,7 @@ def test_report_from_the_published_tables_renders_in_chromium(
     sys.path.insert(0, str(PROJECT_DIR / "scripts"))
     from report import report_frames
 
-    from python_udfs.report import CHARTS, render_report
+    from stabilization_tools.report import CHARTS, render_report
 
     os.environ["DBT_SCHEMA"] = module_project.schema
     frames = report_frames(["--target-path", str(module_project.target_path)])

@@ -18,7 +18,7 @@ from conftest import spark_session
 
 from dbt.adapters.sparksession.publication import stage_for_publication
 from python_udfs.spark import transformed
-from python_udfs.synthetic import first_retrain, next_retrain
+from stabilization_tools.synthetic import first_retrain, next_retrain
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The HTML report (python_udfs.report) renders in headless Chromium: a headline for
+"""The HTML report (stabilization_tools.report) renders in headless Chromium: a headline for
 the latest version, every chart, a runs table that fits a 1280 px window — with 4
 versions and with a long history of 60."""
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import rendered_images
 
-from python_udfs.report import CHARTS, render_report
+from stabilization_tools.report import CHARTS, render_report
 
 TOLERANCE = 1e-5
 

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_gram_sql_unit_tests_pass(module_project):
-    from python_udfs.synthetic import first_retrain
+    from stabilization_tools.synthetic import first_retrain
 
     relations = module_project.write_retrain("v1", first_retrain(users=5, items=4, dimension=2))
     # unit tests need their parents to exist: build them empty first

@@ -180,9 +180,9 @@ def workload(home: str, dump_to: str) -> None:
     The JVM dumps the classes it loaded into ``dump_to`` when it exits; this
     waits for that exit, so the archive is complete when this process ends.
     """
-    from dbt.adapters.sparksession.connections import spark_session
+    from dbt.adapters.sparksession.session import hive_session
 
-    session = spark_session(
+    session = hive_session(
         {
             "spark.master": "local[2]",
             "spark.sql.warehouse.dir": f"{home}/warehouse",

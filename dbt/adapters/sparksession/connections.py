@@ -21,6 +21,7 @@ from dbt.adapters.spark.connections import SparkConnectionManager, SparkCredenti
 from dbt_common.exceptions import DbtRuntimeError
 
 from dbt.adapters.sparksession.cursor import SessionHandle
+from dbt.adapters.sparksession.session import hive_session
 
 #: The methods this plugin opens itself; dbt-spark's others (thrift, http, odbc) pass through.
 SESSION, CONNECT = "session", "connect"
@@ -147,17 +148,13 @@ def spark_session(server_side_parameters: Mapping[str, str]):
     session is taken the way dbt-spark's ``Cursor.execute`` takes it.
     """
     from pyspark import SparkContext
-    from pyspark.sql import SparkSession
 
     if SparkContext._active_spark_context is None and starts_local_jvm(server_side_parameters):
         # this process starts the JVM now: let it map the class archive, if made
         from dbt.adapters.sparksession.class_archive import with_archive
 
         server_side_parameters = with_archive(server_side_parameters)
-    builder = SparkSession.builder.enableHiveSupport()
-    for key, value in server_side_parameters.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return hive_session(server_side_parameters)
 
 
 #: JVM loggers that warn on every query dbt runs: dbt-spark's cursor passes its

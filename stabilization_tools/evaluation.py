@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .linalg import DEFAULT_RTOL, canonical_transforms, procrustes_rotation, row_cosines
+from python_udfs.linalg import DEFAULT_RTOL, canonical_transforms, procrustes_rotation, row_cosines
 
 #: The ablations: which steps of the method are applied.
 STEPS = ("raw", "svd", "procrustes", "svd+procrustes")
