@@ -57,6 +57,7 @@ SLOWEST_MODULES = (
     "test_drift_alerts",
     "test_partitioned_inputs",
     "test_adapter_suite",
+    "test_as_a_package",
     "test_failures",
 )
 
