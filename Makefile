@@ -3,6 +3,7 @@
 #   make test   run the test suite (pytest: math, dbt unit tests, integration)
 #   make test-quick  the math, dbt's unit tests and one pipeline build (≤ 5 minutes)
 #   make lint   ruff (Python) and sqlfluff (the models' SQL), as CI runs them
+#   make test-spark3.5  the pipeline, bad-input, partitioned-input and cluster tests on Spark 3.5
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
 # of the published versions), make docs (dbt docs generate + serve), make backfill (a history
 # of retrains: make backfill ARGS="--users db.user_emb --items db.item_emb --partition-column ds").
@@ -10,12 +11,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# a second environment on the other Spark line the project supports (Spark 3.5)
+VENV35 := .venv-spark3.5
 # Debian's chromium, for the tests that open the HTML report and the dbt docs site
 CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup browser demo test test-quick lint evaluate report docs backfill dist clean
+.PHONY: setup setup-spark3.5 browser demo test test-quick test-spark3.5 lint evaluate report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +30,15 @@ $(VENV)/.installed: pyproject.toml
 	# an optimisation: without it sessions start as before
 	$(BIN)/python -m dbt.adapters.sparksession.class_archive \
 		|| echo "no class archive made: local Spark sessions will start without it (slower)"
+	touch $@
+
+# pyspark 3.5 pins numpy < 2; pyarrow 22 and later need numpy 2
+setup-spark3.5: $(VENV35)/.installed
+
+$(VENV35)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV35)
+	$(VENV35)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV35)/bin/python -m pip install --quiet -e '.[test]' 'pyspark[connect]==3.5.*' 'pyarrow<22'
 	touch $@
 
 browser: $(CHROMIUM)
@@ -67,6 +79,14 @@ QUICK_SKIP := not rebuilding and not arrow_and_sql and not renders_in_chromium a
 test-quick: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10 \
 		$(addprefix tests/python/,$(QUICK_TESTS)) -k "$(QUICK_SKIP)"
+
+# on Spark 3.5 (CI runs it after make test): a pipeline of two versions, every bad
+# input, partitioned inputs, and spark-submit on a 3.5 standalone cluster; one session
+SPARK35_TESTS := test_pipeline.py test_bad_input.py test_partitioned_inputs.py test_cluster.py
+
+test-spark3.5: setup-spark3.5
+	$(VENV35)/bin/python -m pytest -p no:cacheprovider --durations=10 -W ignore::DeprecationWarning \
+		$(addprefix tests/python/,$(SPARK35_TESTS)) -k "not renders_in_chromium and not docs_site"
 
 # what CI checks before the tests (pre-commit runs the same: pre-commit install)
 lint: setup

@@ -3,7 +3,7 @@
     one row per (version, alert): its figure, the threshold it crossed and a
     message naming all three. Read from stabilization_runs (`runs`), each
     version against its base version's row. Thresholds are vars; defaults
-    sit outside the ranges measured on real ALS retrains (README: Evaluation):
+    sit outside the ranges measured on real ALS retrains (docs/evaluation.md):
     stabilized cosine 0.90–1.00 and Procrustes residual 0.05–0.45 at lag 1.
 
     - stabilized_cosine: mean same-id cosine of the aligned side(s),

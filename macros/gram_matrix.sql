@@ -2,7 +2,7 @@
     Gram matrix Xᵀ·Y of two array columns of one relation, in long form
     (gram_name, i, j, value): value = Σ_rows x[i]·y[j], accumulated in double.
 
-    Shape of the SQL (the fastest of the forms measured, see README):
+    Shape of the SQL (the fastest of the forms measured, see docs/performance.md):
     - one posexplode of x gives (i, x[i]); the products with y are unrolled as
       columns, sum(x[i] * y[j]), so each input row explodes e times, not e²;
     - arrays are cast to double once per row (a codegen'd cast);

@@ -208,3 +208,23 @@ def test_a_dimension_change_stops_the_run_unless_allowed(module_project, publish
         "column embedding has dimension 6 but version v1 of",
         "has dimension 4: set var allow_dimension_change: true",
     )
+
+
+@pytest.mark.parametrize("problem", ["ragged lengths", "id of the wrong type"])
+def test_bad_input_is_refused_alike_in_a_session_whose_ansi_mode_was_on(
+    module_project, published, problem
+):
+    """ANSI mode (on by default on Spark 4, off on 3.5; a cluster may set either)
+    changes what casts and array lookups do: the checks refuse the same inputs with
+    the same messages either way (dbt-spark sets it off on every session it opens)."""
+    from conftest import spark_session
+
+    table, message = spoiled_users(published["retrain"])[problem]
+    users = write_table(module_project, f"ansi_users_with_{problem}".replace(" ", "_"), table)
+    session = spark_session()
+    session.conf.set("spark.sql.ansi.enabled", "true")
+    try:
+        run = module_project.build("v2", users, published["items"])
+    finally:
+        session.conf.set("spark.sql.ansi.enabled", "false")
+    assert_stopped_with(module_project, published, run, f"{users} (var user_embeddings)", message)
