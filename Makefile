@@ -2,7 +2,7 @@
 #   make demo   train two ALS retrains and stabilize them with dbt build
 #   make test   run the test suite (pytest: math, dbt unit tests, integration)
 #   make test-quick  the math, dbt's unit tests and one pipeline build (≤ 5 minutes)
-#   make lint   ruff (Python) and sqlfluff (the models' SQL), as CI runs them
+#   make lint   ruff (Python) and sqlfluff (the SQL of models and macros), as CI runs them
 #   make test-spark3.5  the pipeline, bad-input, partitioned-input and cluster tests on Spark 3.5
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
 # of the published versions), make docs (dbt docs generate + serve), make backfill (a history
@@ -92,7 +92,7 @@ test-spark3.5: setup-spark3.5
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint models --processes 2
+	$(BIN)/sqlfluff lint models macros --processes 2
 
 # python_udfs as a zip for spark-submit --py-files (the executors import it)
 dist: setup

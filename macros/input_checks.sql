@@ -33,7 +33,10 @@
 {# `filter ds = '2026-11-22' (var embeddings_filter)`, or '' when the input is not filtered. #}
 {% macro filter_label(input_var) %}
     {%- set filter = input_filter(input_var) -%}
-    {{- return("" if filter is none else "filter " ~ filter.predicate ~ " (var " ~ filter.var ~ ")") -}}
+    {%- if filter is none -%}
+        {{- return("") -}}
+    {%- endif -%}
+    {{- return("filter " ~ filter.predicate ~ " (var " ~ filter.var ~ ")") -}}
 {% endmacro %}
 
 {# The rows of an input this run reads: the relation, filtered when a filter var is set. #}
@@ -97,7 +100,8 @@
                 ~ " (var " ~ column_var ~ "); its columns are: " ~ types.keys() | join(", ")) }}
         {%- endif -%}
         {%- set type = types[column] -%}
-        {%- set is_text_id = column_var == 'id_column' and type.startswith(('varchar(', 'char(')) -%}
+        {%- set is_text_id = column_var == 'id_column'
+                             and type.startswith(('varchar(', 'char(')) -%}
         {%- if type not in allowed and not is_text_id -%}
             {{ exceptions.raise_compiler_error(
                 input_label(input_var, column_var) ~ " has type " ~ type

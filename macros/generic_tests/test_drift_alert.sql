@@ -22,7 +22,8 @@ where alert = {{ sql_string(alert) }}
 {%- else -%}
 {%- set raised = [] -%}
 {%- for row in query_once(drift_alerts(model)).rows -%}
-    {%- if row['alert'] == alert and (version in ('', 'None') or row['embedding_version'] == version) -%}
+    {%- set this_version = version in ('', 'None') or row['embedding_version'] == version -%}
+    {%- if row['alert'] == alert and this_version -%}
         {%- do exceptions.warn(row['message']) -%}
         {%- do raised.append(row) -%}
     {%- endif -%}
