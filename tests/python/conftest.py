@@ -47,17 +47,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 #: left to start when the other worker has nothing more to do.
 SLOWEST_MODULES = (
     "test_backfill",
-    "test_connect",
-    "test_chained_versions",
-    "test_publication",
-    "test_faults",
     "test_cluster",
+    "test_connect",
+    "test_publication",
     "test_pipeline",
+    "test_chained_versions",
     "test_bad_input",
     "test_drift_alerts",
+    "test_as_a_package",
     "test_partitioned_inputs",
     "test_adapter_suite",
-    "test_as_a_package",
+    "test_faults",
     "test_failures",
 )
 
