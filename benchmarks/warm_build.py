@@ -192,16 +192,19 @@ def as_table(relation: str, name: str) -> str:
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) so far of this process (dbt, Python) and of its JVM."""
     times = os.times()
-    seconds = {"python": times.user + times.system}
+    seconds = {"python": times.user + times.system, "jvm": 0.0}
     tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in _children(os.getpid()):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = Path(stat.parent / "comm").read_text().strip()
-        except OSError:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(fields[1]) == os.getpid() and command == "java":  # fields[1]: the parent pid
-            seconds["jvm"] = seconds.get("jvm", 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        command, fields = (
+            stat[stat.index("(") + 1 : stat.rindex(")")],
+            stat.rsplit(")", 1)[1].split(),
+        )
+        if command == "java":  # fields 11 and 12: utime and stime, in clock ticks
+            seconds["jvm"] += (int(fields[11]) + int(fields[12])) / tick
     return seconds
 
 
@@ -310,7 +313,8 @@ def main() -> int:
                 ["build", "--log-level", "warn", "--vars", json.dumps(variables)]
             )
             walls.append(time.time() - started)
-            cpu = {name: cpu_seconds()[name] - cpu_before.get(name, 0.0) for name in cpu_seconds()}
+            cpu_after = cpu_seconds()
+            cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
             if not result.success:
                 print(f"build of {version} failed: {result.exception}", file=sys.stderr)
                 return 1

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,6 +289,34 @@ def read_published(warehouse: Path, schema: str, name: str, version: str):
     table = pq.read_table(folders[0]).sort_by("id")
     matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
     return table.column("id").to_numpy(), matrix.astype(np.float64)
+
+
+def backfilled_elsewhere_and_built_here(project: DbtProject, retrains: dict, backfill):
+    """Write the retrains; run ``backfill(arguments)`` (the backfill's arguments for these
+    versions, run by another Spark: a cluster, a Connect server) in a thread while this
+    session builds the same versions; return what ``backfill`` returned."""
+    relations = {version: project.write_retrain(version, r) for version, r in retrains.items()}
+    relation = f"parquet.`{project.data_dir}/{{version}}/{{side}}`"
+    arguments = ["--versions", *retrains]
+    arguments += ["--users", relation.replace("{side}", "users")]
+    arguments += ["--items", relation.replace("{side}", "items")]
+    with ThreadPoolExecutor(1) as pool:
+        elsewhere = pool.submit(backfill, arguments)
+        for version, (users, items) in relations.items():
+            local = project.build(version, users, items)
+            assert local.success, local.output
+        return elsewhere.result()
+
+
+def assert_published_alike(warehouse: Path, schema: str, project: DbtProject, versions) -> None:
+    """The embeddings another Spark published in ``warehouse`` equal this project's, to
+    float32 precision (same ids, same rows)."""
+    for version in versions:
+        for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):
+            ids, elsewhere = read_published(warehouse, schema, name, version)
+            local_ids, local = project.embeddings(name, version)
+            np.testing.assert_array_equal(ids, local_ids)
+            np.testing.assert_allclose(elsewhere, local, rtol=1e-5, atol=1e-6 * np.abs(local).max())
 
 
 def profile_target(name: str) -> dict:

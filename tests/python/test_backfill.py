@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -91,11 +92,16 @@ def run_backfill(home: Path, arguments: list[str], output: Path) -> subprocess.P
         )
 
 
+def backfill_module():
+    """scripts/backfill.py imported as a module (scripts/ put on the path once)."""
+    if str(BACKFILL.parent) not in sys.path:
+        sys.path.insert(0, str(BACKFILL.parent))
+    return importlib.import_module("backfill")
+
+
 def backfill_here(arguments: list[str], folder: Path) -> tuple[int, str]:
     """The backfill in this process, on the suite's Spark session; (exit code, output)."""
-    sys.path.insert(0, str(PROJECT_DIR / "scripts"))
-    import backfill
-
+    backfill = backfill_module()
     output = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DBT_SCHEMA", REFERENCE_SCHEMA)
@@ -248,9 +254,7 @@ def test_fail_on_alert_makes_the_builds_fail_on_a_drift_alert_and_tells_it_apart
     """--fail-on-alert sets the alerts' severity to error (what stops the build is
     tested in test_drift_alerts); a build that failed only on drift alerts is told
     apart from one that failed for another reason (its version is published)."""
-    sys.path.insert(0, str(PROJECT_DIR / "scripts"))
-    import backfill
-
+    backfill = backfill_module()
     assert backfill.FAIL_ON_ALERT_VARS == {"drift_alert_severity": "error"}
     assert backfill.alert_stopped(["drift_alert_stabilized_cosine", "drift_alert_aligned_share"])
     assert not backfill.alert_stopped(["drift_alert_shape_change", "valid_ids_stg_retrain__users"])

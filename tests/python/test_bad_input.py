@@ -123,10 +123,16 @@ def spoiled_users(retrain):
     ],
 )
 def test_bad_user_embeddings_stop_the_run(module_project, published, problem):
+    assert_spoiled_users_stop_the_run(module_project, published, problem, "users")
+
+
+def assert_spoiled_users_stop_the_run(project, published, problem: str, folder: str) -> None:
+    """v2 built from the users spoiled with ``problem`` (written to their own folder)
+    stops with its message, naming the input, and publishes nothing."""
     table, message = spoiled_users(published["retrain"])[problem]
-    users = write_table(module_project, f"users with {problem}".replace(" ", "_"), table)
-    run = module_project.build("v2", users, published["items"])
-    assert_stopped_with(module_project, published, run, f"{users} (var user_embeddings)", message)
+    users = write_table(project, f"{folder} with {problem}".replace(" ", "_"), table)
+    run = project.build("v2", users, published["items"])
+    assert_stopped_with(project, published, run, f"{users} (var user_embeddings)", message)
 
 
 def test_ids_of_another_type_than_the_base_stop_the_run(module_project, published):
@@ -219,12 +225,9 @@ def test_bad_input_is_refused_alike_in_a_session_whose_ansi_mode_was_on(
     the same messages either way (dbt-spark sets it off on every session it opens)."""
     from conftest import spark_session
 
-    table, message = spoiled_users(published["retrain"])[problem]
-    users = write_table(module_project, f"ansi_users_with_{problem}".replace(" ", "_"), table)
     session = spark_session()
     session.conf.set("spark.sql.ansi.enabled", "true")
     try:
-        run = module_project.build("v2", users, published["items"])
+        assert_spoiled_users_stop_the_run(module_project, published, problem, "ansi users")
     finally:
         session.conf.set("spark.sql.ansi.enabled", "false")
-    assert_stopped_with(module_project, published, run, f"{users} (var user_embeddings)", message)

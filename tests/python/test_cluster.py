@@ -14,20 +14,18 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import (
+    assert_published_alike,
+    backfilled_elsewhere_and_built_here,
     free_port,
     isolated_python,
     pyspark_home,
-    read_published,
     stop_process_group,
     wait_until,
 )
-from numpy.testing import assert_allclose
 
 from stabilization_tools.synthetic import first_retrain, next_retrain
 
@@ -170,39 +168,14 @@ def test_two_versions_through_spark_submit_equal_a_local_run(cluster, retrains, 
         shutil.make_archive(str(cluster["root"] / "python_udfs"), "zip", PROJECT_DIR, "python_udfs")
     )
     home = cluster["root"] / "driver"
-    relations = {
-        version: dbt_project.write_retrain(version, retrain)
-        for version, retrain in retrains.items()
-    }
-    relation = f"parquet.`{dbt_project.data_dir}/{{version}}/{{side}}`"
-    submitted = ThreadPoolExecutor(1).submit(
-        spark_submit,
-        cluster,
-        home,
-        py_files,
-        [
-            "backfill",
-            "--versions",
-            *retrains,
-            "--users",
-            relation.replace("{side}", "users"),
-            "--items",
-            relation.replace("{side}", "items"),
-        ],
+    submitted = backfilled_elsewhere_and_built_here(
+        dbt_project,
+        retrains,
+        lambda arguments: spark_submit(cluster, home, py_files, ["backfill", *arguments]),
     )
-    for version, (users, items) in relations.items():  # meanwhile, the local runs
-        local = dbt_project.build(version, users, items)
-        assert local.success, local.output
-    submitted = submitted.result()
     assert submitted.returncode == 0, submitted.stdout[-5000:] + submitted.stderr[-5000:]
     assert f"built {len(retrains)} of {len(retrains)} versions" in submitted.stdout
-
-    for version in retrains:
-        for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):
-            ids, on_cluster = read_published(home / "warehouse", SCHEMA, name, version)
-            local_ids, local = dbt_project.embeddings(name, version)
-            np.testing.assert_array_equal(ids, local_ids)
-            assert_allclose(on_cluster, local, rtol=1e-5, atol=1e-6 * np.abs(local).max())
+    assert_published_alike(home / "warehouse", SCHEMA, dbt_project, retrains)
 
     # both workers ran tasks of the application, in executors of their own
     for work_dir in cluster["work_dirs"]:

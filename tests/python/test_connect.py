@@ -15,23 +15,21 @@ import os
 import socket
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import (
     PROJECT_DIR,
+    assert_published_alike,
+    backfilled_elsewhere_and_built_here,
     build_arguments,
     free_port,
     isolated_python,
     pyspark_home,
-    read_published,
     stop_process_group,
     wait_until,
 )
-from numpy.testing import assert_allclose
 
 from stabilization_tools.synthetic import first_retrain, next_retrain
 
@@ -149,43 +147,17 @@ def test_two_versions_over_connect_equal_a_local_run(server, dbt_project, tmp_pa
     first = first_retrain(users=400, items=120, dimension=8, seed=0)
     retrains = {"v1": first, "v2": next_retrain(first, seed=1)}
     tasks_before = finished_tasks(server["log"])
-    relations = {
-        version: dbt_project.write_retrain(version, retrain)
-        for version, retrain in retrains.items()
-    }
     # both versions in one client process (a backfill), while the local runs build them
-    relation = f"parquet.`{dbt_project.data_dir}/{{version}}/{{side}}`"
-    remote = ThreadPoolExecutor(1).submit(
-        over_connect,
-        server["url"],
-        tmp_path / "client",
-        [
-            str(PROJECT_DIR / "scripts" / "backfill.py"),
-            "--target",
-            "connect",
-            "--versions",
-            *retrains,
-            "--users",
-            relation.replace("{side}", "users"),
-            "--items",
-            relation.replace("{side}", "items"),
-        ],
+    backfill = [str(PROJECT_DIR / "scripts" / "backfill.py"), "--target", "connect"]
+    remote = backfilled_elsewhere_and_built_here(
+        dbt_project,
+        retrains,
+        lambda arguments: over_connect(server["url"], tmp_path / "client", [*backfill, *arguments]),
     )
-    for version, (users, items) in relations.items():
-        local = dbt_project.build(version, users, items)
-        assert local.success, local.output
-    remote = remote.result()
     assert remote.returncode == 0, remote.stdout[-8000:] + remote.stderr[-3000:]
 
     warehouse = server["root"] / "warehouse"
-    for version in retrains:
-        for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):
-            ids, remote_rows = read_published(warehouse, SCHEMA, name, version)
-            local_ids, local_rows = dbt_project.embeddings(name, version)
-            np.testing.assert_array_equal(ids, local_ids)
-            assert_allclose(
-                remote_rows, local_rows, rtol=1e-5, atol=1e-6 * np.abs(local_rows).max()
-            )
+    assert_published_alike(warehouse, SCHEMA, dbt_project, retrains)
     runs = pq.read_table(warehouse / f"{SCHEMA}.db" / "stabilization_runs").to_pandas()
     assert sorted(runs["embedding_version"]) == ["v1", "v2"]
     assert runs["max_dot_product_error"].max() < 1e-6

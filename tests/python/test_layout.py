@@ -9,6 +9,7 @@ import each other in one direction only (function-level imports included).
 from __future__ import annotations
 
 import ast
+import sys
 from graphlib import CycleError, TopologicalSorter
 
 from conftest import PROJECT_DIR
@@ -39,7 +40,7 @@ def test_what_executors_import_needs_no_tool_and_no_dbt():
         third_party = {
             name.split(".")[0]
             for name in imported_modules(path)
-            if name.split(".")[0] not in __import__("sys").stdlib_module_names
+            if name.split(".")[0] not in sys.stdlib_module_names
         }
         assert third_party <= allowed, (path.name, third_party - allowed)
 
