@@ -18,7 +18,7 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup setup-spark3.5 browser demo test test-quick test-spark3.5 lint evaluate report docs backfill dist clean
+.PHONY: setup jars setup-spark3.5 browser demo test test-quick test-spark3.5 lint evaluate report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,23 @@ $(VENV)/.installed: pyproject.toml
 	# an optimisation: without it sessions start as before
 	$(BIN)/python -m dbt.adapters.sparksession.class_archive \
 		|| echo "no class archive made: local Spark sessions will start without it (slower)"
+	touch $@
+
+# Iceberg's and Delta Lake's Spark jars for the pinned Spark line (4.1), fetched once
+# from Maven Central into .venv/jars, which the local_iceberg and local_delta targets
+# load by path: a session never downloads anything. Only those targets need them.
+LAKEHOUSE_JARS := org.apache.iceberg:iceberg-spark-runtime-4.1_2.13:1.12.0 \
+	io.delta:delta-spark_4.1_2.13:4.4.0 io.delta:delta-storage:4.4.0
+JARS := $(VENV)/jars
+
+jars: $(JARS)/.fetched
+
+$(JARS)/.fetched: Makefile
+	@command -v mvn >/dev/null || { echo "Maven (mvn) fetches the Iceberg and Delta jars: install it, or put $(LAKEHOUSE_JARS) in $(JARS)/"; exit 1; }
+	rm -rf $(JARS) && mkdir -p $(JARS)
+	for artifact in $(LAKEHOUSE_JARS); do \
+		mvn --quiet --batch-mode dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS) || exit 1; \
+	done
 	touch $@
 
 # pyspark 3.5 pins numpy < 2; pyarrow 22 and later need numpy 2
@@ -67,7 +84,7 @@ docs: setup
 	$(DEMO_ENV) $(BIN)/dbt docs generate --no-compile
 	$(DEMO_ENV) $(BIN)/dbt docs serve --port 8080 --no-browser
 
-test: setup browser
+test: setup jars browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 
 # the edit-test loop (≤ 5 minutes): the math, the adapter's unit tests, dbt's unit

@@ -10,7 +10,8 @@
     `stabilization_runs` (readers, who read the versions listed there, stop
     seeing it; the next build aligns to the latest version still listed), then
     its partitions of the other published tables go, then the folder of its
-    staged rows. Killed half-way, a version is already unpublished for readers;
+    staged rows. On Iceberg and Delta each removal is a delete commit: time
+    travel still reads the version in earlier snapshots. Killed half-way, a version is already unpublished for readers;
     the same command with its name finishes the job. A name in none of the
     published tables is an error (nothing is dropped).
 #}
@@ -50,7 +51,7 @@
         {%- for version in chosen if version not in published -%}
             {%- set leftovers = [] -%}
             {%- for table in partitioned if adapter.table_exists(table)
-                    and adapter.partition_location(table, version_partition(version)) is not none -%}
+                    and holds_version(table, version) -%}
                 {%- do leftovers.append(table) -%}
             {%- endfor -%}
             {%- if leftovers | length == 0 -%}
@@ -63,13 +64,12 @@
     {%- endif -%}
 
     {%- for version in chosen -%}
-        {%- set partition = version_partition(version) -%}
-        {%- do run_query("alter table " ~ runs ~ " drop if exists " ~ partition) -%}
+        {%- do drop_version(runs, version) -%}
         {%- for table in partitioned if adapter.table_exists(table) -%}
-            {%- do run_query("alter table " ~ table ~ " drop if exists " ~ partition) -%}
+            {%- do drop_version(table, version) -%}
         {%- endfor -%}
         {%- for table in staged if adapter.table_exists(table) -%}
-            {%- do adapter.remove_version_files(table, version) -%}
+            {%- do adapter.remove_version_files(table, version, adapter.table_provider(table)) -%}
         {%- endfor -%}
         {{ log("unpublished version " ~ version, info=true) }}
     {%- endfor -%}
@@ -78,6 +78,29 @@
                ~ keep_latest, info=true) }}
     {%- endif -%}
     {{ return(chosen) }}
+{% endmacro %}
+
+
+{# One version's rows leave a published table: a partition dropped (a Hive
+   table), a delete commit (Iceberg, Delta: earlier snapshots still hold them).
+   Told by the table itself, whatever var table_format says. #}
+{% macro drop_version(table, version) %}
+    {%- if adapter.table_provider(table) not in ('iceberg', 'delta') -%}
+        {%- do run_query("alter table " ~ table ~ " drop if exists " ~ version_partition(version)) -%}
+    {%- else -%}
+        {%- do run_query("delete from " ~ table ~ " where embedding_version = " ~ sql_string(version)) -%}
+    {%- endif -%}
+{% endmacro %}
+
+
+{# Whether a published table holds rows of a version. #}
+{% macro holds_version(table, version) %}
+    {%- if adapter.table_provider(table) not in ('iceberg', 'delta') -%}
+        {{- return(adapter.partition_location(table, version_partition(version)) is not none) -}}
+    {%- endif -%}
+    {%- set found = run_query("select 1 from " ~ table ~ " where embedding_version = "
+                              ~ sql_string(version) ~ " limit 1") -%}
+    {{- return(found.rows | length > 0) -}}
 {% endmacro %}
 
 

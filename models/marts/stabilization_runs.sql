@@ -1,3 +1,4 @@
+{{ config(file_format=published_file_format()) }}
 {#- One row per published version. Written last: a version is published once
     its row is here (the base-version default reads this table). -#}
 {%- set version = sql_string(embedding_version()) -%}

@@ -1,3 +1,4 @@
+{{ config(file_format=published_file_format()) }}
 -- Published only after the audits of this version passed:
 -- depends_on: {{ ref('int_dot_products_sampled') }}
 

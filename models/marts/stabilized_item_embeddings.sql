@@ -1,7 +1,8 @@
+{{ config(file_format=published_file_format()) }}
 -- Published only after the audits of this version passed:
 -- depends_on: {{ ref('int_dot_products_sampled') }}
--- Not run: published_partition publishes the audited files of int_items_stabilized
--- as this version's partition (this select says what it holds).
+-- published_partition publishes the audited rows of int_items_stabilized as this
+-- version's partition (this select says what it holds; Delta copies them with it).
 
 with
 

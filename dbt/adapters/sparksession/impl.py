@@ -138,6 +138,13 @@ class SparksessionAdapter(SparkAdapter):
         return bool(self._session().catalog.tableExists(str(relation)))
 
     @available
+    def table_provider(self, relation: BaseRelation) -> str:
+        """A table's format as the catalog records it (``iceberg``, ``delta``,
+        ``parquet``, ``hive``, …), lower case."""
+        rows = self._session().sql(f"describe table extended {relation}").collect()
+        return next((str(row[1]).lower() for row in rows if row[0] == "Provider"), "hive")
+
+    @available
     def table_location(self, relation: BaseRelation) -> str:
         """The location of a table, as the catalog records it."""
         return publication.table_location(self._session(), str(relation))
@@ -211,11 +218,41 @@ class SparksessionAdapter(SparkAdapter):
         return removed
 
     @available
-    def remove_version_files(self, relation: BaseRelation, value: str) -> bool:
+    def staged_branch(self, value: str, run_id: str) -> str:
+        """The Iceberg branch the run ``run_id`` staged a version's rows on."""
+        return publication.staged_branch(value, run_id)
+
+    @available
+    def after_publishing(
+        self, relation: BaseRelation, staged: BaseRelation, column: str, value: str, file_format: str
+    ) -> None:
+        """After a version's rows were published into a lakehouse table by a commit
+        (Iceberg: ``main`` fast-forwarded to their branch; Delta: copied in one
+        transaction): the audit relation ``staged`` becomes a view of the published
+        rows, and what held the staged rows (the version's branches; its staged
+        folders) is removed."""
+        session = self._session()
+        columns = [col.name for col in self.get_columns_in_relation(relation)]
+        if file_format == "delta":
+            session.sql(f"drop table if exists {staged}")
+        publication.create_partition_view(session, str(staged), str(relation), columns, column, value)
+        if file_format == "iceberg":
+            dropped = publication.drop_staged_branches(session, str(relation), value)
+            logger.debug(f"dropped the staged branches of {relation}: {dropped}")
+        else:
+            self.remove_version_files(relation, value, file_format)
+
+    @available
+    def remove_version_files(
+        self, relation: BaseRelation, value: str, table_format: str = "hive"
+    ) -> bool:
         """After a version's partition was dropped from a published table: remove the
         folder of that version's staged rows (every run's), which no partition points
-        at any more. Whether there was one to remove. Classic sessions only (as
-        :meth:`remove_unpublished_files`: logs what is left on Spark Connect)."""
+        at any more (Iceberg: the branches its rows were staged on). Whether there was
+        one to remove. Classic sessions only (as :meth:`remove_unpublished_files`:
+        logs what is left on Spark Connect)."""
+        if table_format == "iceberg":
+            return bool(publication.drop_staged_branches(self._session(), str(relation), value))
         folder = publication.version_folder(self.table_location(relation), value)
         file_system = self._file_system(folder)
         if file_system is None:

@@ -17,6 +17,21 @@ the old files or the new ones, never a mixture.
 table removes it with the rest. A run killed before publishing leaves a folder
 no partition points at: the next publication of that version removes it, as it
 removes the files a rebuilt version replaced.
+
+The lakehouse formats (var ``table_format``) keep the same contract with their
+own commits:
+
+- **Iceberg**: the rows are written once, onto a branch of the published table
+  (``staged_<version>_<hash>_<run>``, from ``main``); the audit relation is a
+  view of that branch; publishing fast-forwards ``main`` to it (Iceberg's
+  ``fast_forward`` procedure: a metadata commit, no rows rewritten). ``main``
+  does not move before that; a later run of the version drops the branches
+  earlier runs left.
+- **Delta**: Delta has no branches. The rows are staged and audited as for
+  Hive (Parquet files under ``_staged``, written once by the workers);
+  publishing copies them into the Delta table in one transaction
+  (``replaceWhere`` on the version), then removes the staged files. That is a
+  second write of the rows, measured in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -25,7 +40,40 @@ import hashlib
 import re
 from urllib.parse import urlparse
 
+from dbt.adapters.sparksession.cursor import sql_literal
+
 STAGED_FOLDER = "_staged"
+
+#: The formats of the published tables (var ``table_format``) and the session
+#: catalog each needs as ``spark.sql.catalog.spark_catalog``.
+SESSION_CATALOGS = {
+    "hive": None,
+    "iceberg": "org.apache.iceberg.spark.SparkSessionCatalog",
+    "delta": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+#: Iceberg branches of staged versions start with this.
+STAGED_BRANCH = "staged_"
+
+
+def check_session_catalog(spark, table_format: str) -> None:
+    """Raise a clear error unless this session's catalog can hold ``table_format`` tables."""
+    if table_format not in SESSION_CATALOGS:
+        raise ValueError(
+            f"var 'table_format' = {table_format!r}: expected one of "
+            f"{', '.join(SESSION_CATALOGS)}"
+        )
+    expected = SESSION_CATALOGS[table_format]
+    if expected is None:
+        return
+    actual = spark.conf.get("spark.sql.catalog.spark_catalog", None) or "Spark's built-in one"
+    if actual != expected:
+        raise ValueError(
+            f"table_format {table_format} needs the session catalog {expected} "
+            f"(spark.sql.catalog.spark_catalog; see docs/configuration.md), but this "
+            f"session's is {actual}: use a {table_format} target (local_{table_format}) "
+            "or set it on the cluster"
+        )
 
 
 def version_folder(table_location: str, partition_value: str) -> str:
@@ -38,6 +86,33 @@ def version_folder(table_location: str, partition_value: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9_.-]", "_", partition_value)
     digest = hashlib.sha1(partition_value.encode()).hexdigest()[:8]
     return f"{table_location.rstrip('/')}/{STAGED_FOLDER}/{readable}-{digest}"
+
+
+def staged_branch(partition_value: str, run_id: str) -> str:
+    """The Iceberg branch one run stages a version's rows on (letters, digits, ``_``)."""
+    return f"{version_branch_prefix(partition_value)}{re.sub(r'[^A-Za-z0-9]', '', run_id)[:12]}"
+
+
+def version_branch_prefix(partition_value: str) -> str:
+    """The start of the name of every branch a version's rows were staged on."""
+    readable = re.sub(r"[^A-Za-z0-9_]", "_", partition_value)
+    digest = hashlib.sha1(partition_value.encode()).hexdigest()[:8]
+    return f"{STAGED_BRANCH}{readable}_{digest}_"
+
+
+def staged_branches(spark, table: str, partition_value: str) -> list[str]:
+    """The branches of ``table`` a version's rows were staged on (by any run)."""
+    prefix = version_branch_prefix(partition_value)
+    refs = spark.sql(f"select name from {table}.refs where type = 'BRANCH'").collect()
+    return [row[0] for row in refs if row[0].startswith(prefix)]
+
+
+def drop_staged_branches(spark, table: str, partition_value: str, keep: str = "") -> list[str]:
+    """Drop the branches a version was staged on, but ``keep``; return those dropped."""
+    dropped = [name for name in staged_branches(spark, table, partition_value) if name != keep]
+    for name in dropped:
+        spark.sql(f"alter table {table} drop branch if exists {name}")
+    return dropped
 
 
 def staged_location(table_location: str, partition_value: str, run_id: str) -> str:
@@ -63,28 +138,41 @@ def stage_for_publication(
     partition_value: str,
     run_id: str,
     file_format: str = "parquet",
+    published_format: str = "parquet",
 ) -> str:
-    """Write ``dataframe`` once into a staged folder of ``published_table``; return it.
+    """Write ``dataframe`` once, where ``published_table`` can publish it from; return where.
 
-    The rows are written as the published partition will hold them: without
-    the partition column, whose value the partition holds. ``audit_table`` is
-    created over the folder as an external table (dropping it later leaves the
-    files). ``dataframe`` may also be rows its own Python workers write (an
+    The audit table ``audit_table`` reads the rows as the published partition
+    will hold them: without the partition column, whose value the partition
+    holds. ``published_table`` is created empty, partitioned by
+    ``partition_column``, in ``published_format`` (``parquet`` or another
+    plain format: a Hive table; ``iceberg``; ``delta``) if it does not exist
+    yet (a first version).
+
+    Iceberg: the rows are written onto a branch of ``published_table`` and
+    ``audit_table`` is a view of it (returns the branch). Otherwise they are
+    written as ``file_format`` files into a staged folder of the published
+    table and ``audit_table`` is an external table over it (returns the
+    folder). ``dataframe`` may also be rows its own Python workers write (an
     object with ``to_spark()`` and ``write_parquet(folder, columns_dropped)``
     returning the rows written, as ``python_udfs.spark.ArrowMapped``): they
     do, for Parquet on a file system every executor sees (``file:``); else,
     and when there are no rows (no file to infer the table from), Spark's
-    writer writes ``to_spark()``. ``published_table`` is created empty,
-    partitioned by ``partition_column``, if it does not exist yet (a first
-    version), so that there is a location to stage into.
+    writer writes ``to_spark()``.
     """
+    table_format = {"iceberg": "iceberg", "delta": "delta"}.get(published_format, "hive")
+    check_session_catalog(spark, table_format)
     # not hasattr: a Spark Connect DataFrame answers any attribute with a Column
     written_by_workers = callable(getattr(type(dataframe), "write_parquet", None))
     rows = dataframe.to_spark() if written_by_workers else dataframe
+    if table_format == "iceberg":
+        return stage_on_branch(
+            spark, rows, audit_table, published_table, partition_column, partition_value, run_id
+        )
     if not spark.catalog.tableExists(published_table):
         (
             rows.limit(0)
-            .write.format(file_format)
+            .write.format(published_format)
             .partitionBy(partition_column)
             .saveAsTable(published_table)
         )
@@ -96,3 +184,52 @@ def stage_for_publication(
         rows.drop(partition_column).write.format(file_format).mode("error").save(location)
     spark.sql(f"create table {audit_table} using {file_format} location '{location}'")
     return location
+
+
+def stage_on_branch(
+    spark,
+    rows,
+    audit_table: str,
+    published_table: str,
+    partition_column: str,
+    partition_value: str,
+    run_id: str,
+) -> str:
+    """Write a version's rows onto a new branch of an Iceberg table; return the branch.
+
+    The branch starts at ``main``'s current snapshot and receives one commit
+    that replaces the version's partition (a rebuild's rows replace the
+    published ones when ``main`` is fast-forwarded to it). Branches earlier runs
+    of the version left (killed, or stopped by a failed audit) are dropped
+    first. ``audit_table`` becomes a view of the branch's rows of the version.
+    """
+    from pyspark.sql.functions import col
+
+    if not spark.catalog.tableExists(published_table):
+        (
+            rows.limit(0)
+            .writeTo(published_table)
+            .using("iceberg")
+            .partitionedBy(col(partition_column))
+            .create()
+        )
+    drop_staged_branches(spark, published_table, partition_value)
+    branch = staged_branch(partition_value, run_id)
+    spark.sql(f"alter table {published_table} create branch {branch}")
+    rows.writeTo(f"{published_table}.branch_{branch}").overwritePartitions()
+    create_partition_view(
+        spark, audit_table, f"{published_table}.branch_{branch}", rows.columns, partition_column,
+        partition_value,
+    )
+    return branch
+
+
+def create_partition_view(
+    spark, view: str, table: str, columns, partition_column: str, partition_value: str
+) -> None:
+    """(Re)create ``view`` as one partition of ``table``, without the partition column."""
+    selected = ", ".join(name for name in columns if name != partition_column)
+    spark.sql(
+        f"create or replace view {view} as select {selected} from {table} "
+        f"where {partition_column} = {sql_literal(partition_value)}"
+    )

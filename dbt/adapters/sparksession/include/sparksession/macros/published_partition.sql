@@ -11,6 +11,13 @@
     the files no partition points at any more are removed (the partition's
     former folder on a rebuild, folders of runs killed before publishing).
 
+    The table's file_format config says how it publishes: a plain format
+    (parquet) as above; iceberg: the parent wrote the rows onto a branch of
+    the table and `main` is fast-forwarded to it (a metadata commit); delta:
+    the audited rows are copied in one transaction that replaces the
+    version's rows (replace where). Either way the audit relation then reads
+    the published rows and the staged ones (branches, folders) are removed.
+
     The model's SQL selects the published columns from that parent; it is not
     run, but it must describe this table: its columns and types are checked
     against the table's before publishing.
@@ -45,20 +52,43 @@
             ~ ": a published_partition model selects exactly the table's columns") }}
     {%- endif -%}
 
-    {%- set location = adapter.table_location(staged) -%}
-    {%- set partition -%}
-        partition ({{ column }} = {{ "'" ~ (value | replace("\\", "\\\\") | replace("'", "\\'")) ~ "'" }})
-    {%- endset -%}
-    {%- set replaced = adapter.partition_location(target_relation, partition) -%}
+    {%- set file_format = config.get('file_format', 'parquet') -%}
+    {%- set literal = "'" ~ (value | replace("\\", "\\\\") | replace("'", "\\'")) ~ "'" -%}
+    {%- if file_format == 'iceberg' -%}
+        {#- main fast-forwarded to the branch this run wrote the rows on: a metadata commit -#}
+        {% call statement('main') -%}
+            call spark_catalog.system.fast_forward(
+                table => '{{ target_relation }}',
+                branch => 'main',
+                to => '{{ adapter.staged_branch(value, invocation_id) }}'
+            )
+        {%- endcall %}
+        {%- do adapter.after_publishing(target_relation, staged, column, value, file_format) -%}
+    {%- elif file_format == 'delta' -%}
+        {#- the audited rows copied in one transaction that replaces the version's rows -#}
+        {% call statement('main') -%}
+            insert into {{ target_relation }}
+            replace where {{ column }} = {{ literal }}
+            select {{ published.keys() | join(', ') }}
+            from (
+                {{ sql }}
+            ) as audited
+        {%- endcall %}
+        {%- do adapter.after_publishing(target_relation, staged, column, value, file_format) -%}
+    {%- else -%}
+        {%- set location = adapter.table_location(staged) -%}
+        {%- set partition = "partition (" ~ column ~ " = " ~ literal ~ ")" -%}
+        {%- set replaced = adapter.partition_location(target_relation, partition) -%}
 
-    {% call statement('main') -%}
-        {%- if replaced is none -%}
-        alter table {{ target_relation }} add {{ partition }} location '{{ location }}'
-        {%- else -%}
-        alter table {{ target_relation }} {{ partition }} set location '{{ location }}'
-        {%- endif -%}
-    {%- endcall %}
-    {%- do adapter.remove_unpublished_files(target_relation, value, location, replaced) -%}
+        {% call statement('main') -%}
+            {%- if replaced is none -%}
+            alter table {{ target_relation }} add {{ partition }} location '{{ location }}'
+            {%- else -%}
+            alter table {{ target_relation }} {{ partition }} set location '{{ location }}'
+            {%- endif -%}
+        {%- endcall %}
+        {%- do adapter.remove_unpublished_files(target_relation, value, location, replaced) -%}
+    {%- endif -%}
 
     {{ run_hooks(post_hooks) }}
 
@@ -86,7 +116,7 @@
 
 
 {# The published_partition model a staging model publishes to (its config
-   publish_to): (relation, partition column, partition value). #}
+   publish_to): (relation, partition column, partition value, file format). #}
 {% macro published_partition_target(model) %}
     {%- set name = model.config.get('publish_to') -%}
     {%- for node in graph.nodes.values() -%}
@@ -97,6 +127,7 @@
                 api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias),
                 column if column is string else column[0],
                 node.config.get('partition_value') | string,
+                node.config.get('file_format') or 'parquet',
             )) -}}
         {%- endif -%}
     {%- endfor -%}

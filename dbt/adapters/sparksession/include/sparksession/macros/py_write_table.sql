@@ -40,8 +40,8 @@ if not isinstance(df, pyspark.sql.DataFrame) and not written_by_workers:
     )
 
 {%- if config.get('publish_to') %}
-{%- set published, column, value = published_partition_target(model) %}
-# write once, into a folder of the published table, audited there, published by metadata
+{%- set published, column, value, published_format = published_partition_target(model) %}
+# write once (a folder of the published table; an Iceberg branch), audited there, then published
 from dbt.adapters.sparksession.publication import stage_for_publication
 
 stage_for_publication(
@@ -53,6 +53,7 @@ stage_for_publication(
     partition_value={{ value | tojson }},
     run_id="{{ invocation_id }}",
     file_format="{{ config.get('file_format', 'parquet') }}",
+    published_format="{{ published_format }}",
 )
 {%- else %}
 writer = df.write.mode("overwrite").format("{{ config.get('file_format', 'parquet') }}")
