@@ -88,7 +88,8 @@
     {%- if adapter.table_provider(table) not in ('iceberg', 'delta') -%}
         {%- do run_query("alter table " ~ table ~ " drop if exists " ~ version_partition(version)) -%}
     {%- else -%}
-        {%- do run_query("delete from " ~ table ~ " where embedding_version = " ~ sql_string(version)) -%}
+        {%- do run_query(
+            "delete from " ~ table ~ " where embedding_version = " ~ sql_string(version)) -%}
     {%- endif -%}
 {% endmacro %}
 

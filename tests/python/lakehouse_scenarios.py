@@ -28,14 +28,18 @@ def project():
     if TABLE_FORMAT not in ("iceberg", "delta"):
         pytest.skip("run by test_lakehouse.py, with TABLE_FORMAT iceberg or delta")
     spec = json.loads(os.environ["LAKEHOUSE_SPEC"])
-    project = DbtProject(os.environ["DBT_SCHEMA"], Path(spec["target_path"]), Path(spec["data_dir"]))
+    project = DbtProject(
+        os.environ["DBT_SCHEMA"], Path(spec["target_path"]), Path(spec["data_dir"])
+    )
     project.retrains = spec["retrains"]
     project.start_spark()
     return project
 
 
 def build(project, version: str, **extra_vars):
-    return project.build(version, *project.retrains[version], table_format=TABLE_FORMAT, **extra_vars)
+    return project.build(
+        version, *project.retrains[version], table_format=TABLE_FORMAT, **extra_vars
+    )
 
 
 def commits(table: str) -> list:
@@ -47,7 +51,7 @@ def commits(table: str) -> list:
             "order by made_current_at"
         )
     else:
-        rows = spark_session().sql(f"select version from (describe history {table}) order by 1")
+        rows = spark_session().sql(f"describe history {table}").select("version").orderBy("version")
     return [row[0] for row in rows.collect()]
 
 
@@ -111,16 +115,20 @@ def test_versions_are_published_in_the_format_aligned_and_every_score_kept(proje
         _, published_users = project.embeddings("stabilized_user_embeddings", version)
         _, published_items = project.embeddings("stabilized_item_embeddings", version)
         error = max_relative_score_error(
-            np.stack(raw_users.embedding), np.stack(raw_items.embedding), published_users, published_items
+            np.stack(raw_users.embedding),
+            np.stack(raw_items.embedding),
+            published_users,
+            published_items,
         )
         assert error < 1e-5
 
 
 def test_a_rebuild_replaces_the_version_in_one_commit(project, after_the_kill):
     tables = [f"{project.schema}.{name}" for name in EMBEDDING_TABLES]
-    before, commits_before = project.published_tables(("published_at",)), {
-        table: commits(table) for table in tables
-    }
+    before, commits_before = (
+        project.published_tables(("published_at",)),
+        {table: commits(table) for table in tables},
+    )
     run = build(project, "v2")
     assert run.success, run.output[-5000:]
     assert project.published_tables(("published_at",)) == before

@@ -40,7 +40,9 @@ def write_retrains(data: Path) -> dict[str, tuple[str, str]]:
     for version, retrain in retrains.items():
         write_parquet(data / version / "users", retrain.user_ids, retrain.users)
         write_parquet(data / version / "items", retrain.item_ids, retrain.items)
-        relations[version] = tuple(f"parquet.`{data / version / side}`" for side in ("users", "items"))
+        relations[version] = tuple(
+            f"parquet.`{data / version / side}`" for side in ("users", "items")
+        )
     relations["v3"] = relations["v2"]
     return relations
 
@@ -68,7 +70,9 @@ def staged_rows_written(table: Path, table_format: str, version: str) -> bool:
 
 
 def published(table: Path, table_format: str, version: str) -> bool:
-    return any(table.glob(f"{'data/' if table_format == 'iceberg' else ''}embedding_version={version}/*"))
+    return any(
+        table.glob(f"{'data/' if table_format == 'iceberg' else ''}embedding_version={version}/*")
+    )
 
 
 @pytest.mark.parametrize("table_format", ["iceberg", "delta"])
@@ -105,14 +109,18 @@ def test_lakehouse_tables_keep_the_guarantees_of_the_hive_tables(table_format, t
         )
     try:
         wait_until(
-            lambda: published(tables / "stabilization_runs", table_format, "v1")
-            or killed.poll() is not None,
+            lambda: (
+                published(tables / "stabilization_runs", table_format, "v1")
+                or killed.poll() is not None
+            ),
             600,
             "v1 published",
         )
         wait_until(
-            lambda: staged_rows_written(tables / "stabilized_user_embeddings", table_format, "v2")
-            or killed.poll() is not None,
+            lambda: (
+                staged_rows_written(tables / "stabilized_user_embeddings", table_format, "v2")
+                or killed.poll() is not None
+            ),
             300,
             "v2's rows being written",
             interval=0.01,
@@ -123,7 +131,17 @@ def test_lakehouse_tables_keep_the_guarantees_of_the_hive_tables(table_format, t
     assert killed.returncode == -signal.SIGKILL, (tmp_path / "killed.out").read_text()[-3000:]
 
     scenarios = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "--tb=short", str(SCENARIOS)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-x",
+            "--tb=short",
+            str(SCENARIOS),
+        ],
         cwd=PROJECT_DIR,
         env={**env, "LAKEHOUSE_SPEC": json.dumps(spec)},
         capture_output=True,

@@ -224,7 +224,12 @@ class SparksessionAdapter(SparkAdapter):
 
     @available
     def after_publishing(
-        self, relation: BaseRelation, staged: BaseRelation, column: str, value: str, file_format: str
+        self,
+        relation: BaseRelation,
+        staged: BaseRelation,
+        column: str,
+        value: str,
+        file_format: str,
     ) -> None:
         """After a version's rows were published into a lakehouse table by a commit
         (Iceberg: ``main`` fast-forwarded to their branch; Delta: copied in one
@@ -235,7 +240,9 @@ class SparksessionAdapter(SparkAdapter):
         columns = [col.name for col in self.get_columns_in_relation(relation)]
         if file_format == "delta":
             session.sql(f"drop table if exists {staged}")
-        publication.create_partition_view(session, str(staged), str(relation), columns, column, value)
+        publication.create_partition_view(
+            session, str(staged), str(relation), columns, column, value
+        )
         if file_format == "iceberg":
             dropped = publication.drop_staged_branches(session, str(relation), value)
             logger.debug(f"dropped the staged branches of {relation}: {dropped}")

@@ -60,8 +60,7 @@ def check_session_catalog(spark, table_format: str) -> None:
     """Raise a clear error unless this session's catalog can hold ``table_format`` tables."""
     if table_format not in SESSION_CATALOGS:
         raise ValueError(
-            f"var 'table_format' = {table_format!r}: expected one of "
-            f"{', '.join(SESSION_CATALOGS)}"
+            f"var 'table_format' = {table_format!r}: expected one of {', '.join(SESSION_CATALOGS)}"
         )
     expected = SESSION_CATALOGS[table_format]
     if expected is None:
@@ -218,7 +217,11 @@ def stage_on_branch(
     spark.sql(f"alter table {published_table} create branch {branch}")
     rows.writeTo(f"{published_table}.branch_{branch}").overwritePartitions()
     create_partition_view(
-        spark, audit_table, f"{published_table}.branch_{branch}", rows.columns, partition_column,
+        spark,
+        audit_table,
+        f"{published_table}.branch_{branch}",
+        rows.columns,
+        partition_column,
         partition_value,
     )
     return branch
