@@ -1,6 +1,7 @@
 """Benchmark: what a version costs with `dbt build`, against the numpy floor and the usual recipe.
 
     .venv/bin/python benchmarks/run.py [--users 1000000,4000000] [--items 200000] [--dimension 64]
+    .venv/bin/python benchmarks/run.py --users 1000000 --table-formats hive,iceberg,delta
 
 Generates synthetic retrains as Parquet (the second is the first under a random
 invertible map plus noise, with 5 % of ids churned) and, in one run, on the
@@ -19,6 +20,9 @@ same files, times whole processes as a scheduler would start them:
 
 Prints a table, where the time of the largest build goes (dbt's node timings)
 and the peak resident memory of its processes (the dbt/Python driver, the JVM).
+
+``--table-formats`` times only version 2 at the first size, published as each
+format (Hive Parquet, Iceberg, Delta), and the nodes whose time differs most.
 """
 
 from __future__ import annotations
@@ -148,18 +152,26 @@ def relations(data: Path, version: str) -> dict:
     }
 
 
-def dbt_build(data: Path, version: str, gram_method: str) -> tuple[float, dict]:
-    """A whole `dbt build` process (Python, dbt, Spark's JVM): wall seconds, node timings."""
+def dbt_build(
+    data: Path, version: str, gram_method: str, table_format: str = "hive"
+) -> tuple[float, dict]:
+    """A whole `dbt build` process (Python, dbt, Spark's JVM): wall seconds, node timings.
+    Published as ``table_format`` tables (Iceberg, Delta: their local target, a
+    metastore of their own)."""
     variables = {
         "embedding_version": version,
         "gram_method": gram_method,
+        "table_format": table_format,
         **relations(data, version),
     }
+    home = "spark_home" if table_format == "hive" else f"spark_home_{table_format}"
     env = {
         **os.environ,
-        "DBT_SPARK_HOME": str(data / "spark_home"),
+        "DBT_SPARK_HOME": str(data / home),
         "DBT_SCHEMA": "bench",
         "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
+        "DBT_TARGET": "local" if table_format == "hive" else f"local_{table_format}",
+        "DBT_LAKEHOUSE_JARS": str(PROJECT_DIR / ".venv" / "jars"),
     }
     env.setdefault("SPARK_MASTER", "local[2]")
     target = data / "target"
@@ -326,6 +338,64 @@ def spark_copy(data: Path, output: Path) -> None:
     print(f"{time.perf_counter() - start:.3f}")
 
 
+def generate_in_child(folder: Path, users: int, items: int, dimension: int) -> None:
+    """Synthetic retrains in a child process: the peaks measured later are the builds' own."""
+    print(f"generating {users:,} users, {items:,} items, e = {dimension} ...", flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--generate-only",
+            "--data",
+            str(folder),
+            "--users",
+            str(users),
+            "--items",
+            str(items),
+            "--dimension",
+            str(dimension),
+        ],
+        check=True,
+    )
+
+
+def compare_table_formats(data: Path, users: int, args) -> None:
+    """Version 2 of ``users`` users published as each format, in one run; the ratios."""
+    folder = data / f"users_{users}"
+    if not (folder / "v2").exists():
+        generate_in_child(folder, users, args.items, args.dimension)
+    formats = args.table_formats.split(",")
+    seconds, nodes = {}, {}
+    for table_format in formats:
+        home = "spark_home" if table_format == "hive" else f"spark_home_{table_format}"
+        shutil.rmtree(folder / home, ignore_errors=True)
+        print(f"dbt build v1, {table_format} (the base; not timed) ...", flush=True)
+        dbt_build(folder, "v1", args.gram_method, table_format)
+        print(f"dbt build v2, {table_format} ...", flush=True)
+        seconds[table_format], nodes[table_format] = dbt_build(
+            folder, "v2", args.gram_method, table_format
+        )
+    print(
+        f"\n{users:,} users, {args.items:,} items, e = {args.dimension}, gram_method "
+        f"{args.gram_method}, {os.environ.get('SPARK_MASTER', 'local[2]')}, {os.cpu_count()} cores"
+    )
+    print(f"{'dbt build process of version 2, published as':52}{'seconds':>10}{'ratio':>8}")
+    for table_format in formats:
+        ratio = seconds[table_format] / seconds[formats[0]]
+        print(f"{table_format:52}{seconds[table_format]:>10.1f}{ratio:>8.2f}")
+    print("\nthe nodes that differ most from the first format's (seconds):")
+    first = nodes[formats[0]]
+    for table_format in formats[1:]:
+        changed = sorted(
+            nodes[table_format], key=lambda n: -abs(nodes[table_format][n] - first.get(n, 0))
+        )
+        for node in changed[:5]:
+            print(
+                f"  {table_format:8} {node[:60]:60}{first.get(node, 0):>8.1f}"
+                f"{nodes[table_format][node]:>8.1f}"
+            )
+
+
 def slope_per_million(seconds: dict[int, float]) -> float | None:
     """Seconds per million users between the smallest and the largest size."""
     if len(seconds) < 2:
@@ -351,6 +421,11 @@ def main() -> None:
         action="store_true",
         help="the fixed cost only: the tiny build and the usual recipe",
     )
+    parser.add_argument(
+        "--table-formats",
+        help="only this: version 2 of the first --users size published as each of these "
+        "formats (comma-separated: hive,iceberg,delta), and each one's ratio to the first",
+    )
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--usual-recipe", nargs=3, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--spark-copy", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -368,6 +443,9 @@ def main() -> None:
     if args.generate_only:
         generate(data, sizes[0], args.items, args.dimension)
         return
+    if args.table_formats:
+        compare_table_formats(data, sizes[0], args)
+        return
     if args.fixed_only:
         sizes = []
     folders = {n: data / f"users_{n}" for n in sizes}
@@ -375,24 +453,7 @@ def main() -> None:
     wanted = [] if args.skip_references else [(tiny, TINY_USERS, TINY_ITEMS)]
     wanted += [(folders[n], n, args.items) for n in sizes]
     for folder, users, items in wanted:
-        print(f"generating {users:,} users, {items:,} items, e = {args.dimension} ...", flush=True)
-        # in a child process: the peaks measured below are the builds' own
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--generate-only",
-                "--data",
-                str(folder),
-                "--users",
-                str(users),
-                "--items",
-                str(items),
-                "--dimension",
-                str(args.dimension),
-            ],
-            check=True,
-        )
+        generate_in_child(folder, users, items, args.dimension)
 
     rows: list[tuple[str, float]] = []
     if not args.skip_references:

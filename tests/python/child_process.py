@@ -2,7 +2,8 @@
 
 The fault tests need what the in-process fixtures cannot give: a process that
 can be killed, and runs that compete for one embedded metastore. Steps:
-``["build", version, users, items, vars]`` and ``["dump", path]`` (every
+``["build", version, users, items, vars]``, ``["sql", statement]``,
+``["backfill", arguments]`` (scripts/backfill.py) and ``["dump", path]`` (every
 published table as JSON, also in a process that built nothing). Environment: DBT_SPARK_HOME, DBT_SCHEMA, ...
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import DbtProject
+from conftest import PROJECT_DIR, DbtProject, spark_session
 
 
 def main(steps_file: str) -> int:
@@ -29,6 +30,15 @@ def main(steps_file: str) -> int:
             run = project.build(version, users, items, **extra_vars)
             print(run.output, flush=True)
             if not run.success:
+                return 1
+        elif step[0] == "sql":  # a statement on this process's Spark session
+            project.start_spark()
+            spark_session().sql(step[1])
+        elif step[0] == "backfill":  # scripts/backfill.py, in this process
+            sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+            import backfill
+
+            if backfill.main(step[1]) != 0:
                 return 1
         elif step[0] == "dump":
             project.start_spark()

@@ -3,12 +3,13 @@
 Per format, in processes of their own (their Spark session needs the format's
 session catalog and jars, from the local_iceberg / local_delta target):
 
-1. a build of v1 then v2, SIGKILLed while v2's rows are written (before they
-   are published);
+1. the inputs as tables of that format partitioned by ds (v1, v2),
+   ``scripts/backfill.py --partition-column ds`` over them, then a rebuild of
+   v2 SIGKILLed while it writes v2's rows again (before they are published);
 2. then, on what it left, ``lakehouse_scenarios.py`` in one pytest process:
-   the killed build changed nothing published, v2 built again, every score
-   kept, a rebuild in one commit, bad input and a failed audit publish
-   nothing, unpublish, time travel.
+   the killed build changed nothing published; the next rebuild replaced v2
+   in one commit, changing no row; every score kept; the input partition
+   pruned; bad input publishes nothing; unpublish, then time travel.
 """
 
 from __future__ import annotations
@@ -31,20 +32,34 @@ SCENARIOS = Path(__file__).with_name("lakehouse_scenarios.py")
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "lakehouse"
 JARS = PROJECT_DIR / ".venv" / "jars"
+V2 = {"embeddings_filter": "ds = 'v2'"}
 
 
-def write_retrains(data: Path) -> dict[str, tuple[str, str]]:
+def write_retrains(data: Path) -> dict[str, str]:
+    """Two retrains as Parquet folders; {version/side: relation}."""
     first = first_retrain(users=60, items=30, dimension=4, seed=0)
     retrains = {"v1": first, "v2": next_retrain(first, noise=0.05, churn=0.1, seed=1)}
     relations = {}
     for version, retrain in retrains.items():
         write_parquet(data / version / "users", retrain.user_ids, retrain.users)
         write_parquet(data / version / "items", retrain.item_ids, retrain.items)
-        relations[version] = tuple(
-            f"parquet.`{data / version / side}`" for side in ("users", "items")
-        )
-    relations["v3"] = relations["v2"]
+        for side in ("users", "items"):
+            relations[f"{version}/{side}"] = f"parquet.`{data / version / side}`"
     return relations
+
+
+def input_table_statements(table_format: str, parquet: dict[str, str]) -> list[str]:
+    """Both retrains as one input table per side in ``table_format``, partitioned by ds."""
+    statements = [f"create schema if not exists {SCHEMA}"]
+    for side in ("users", "items"):
+        rows = " union all ".join(
+            f"select id, embedding, '{version}' as ds from {parquet[f'{version}/{side}']}"
+            for version in ("v1", "v2")
+        )
+        statements.append(
+            f"create table {SCHEMA}.{side}_input using {table_format} partitioned by (ds) as {rows}"
+        )
+    return statements
 
 
 def environment(table_format: str, root: Path) -> dict:
@@ -62,37 +77,48 @@ def environment(table_format: str, root: Path) -> dict:
     return environment
 
 
-def staged_rows_written(table: Path, table_format: str, version: str) -> bool:
-    """Whether a build has begun writing a version's rows (not yet published)."""
-    if table_format == "iceberg":  # onto a branch: data files of the version's partition
-        return any(table.glob(f"data/embedding_version={version}/*"))
-    return any(table.glob(f"_staged/{version}-*/*/*"))
-
-
-def published(table: Path, table_format: str, version: str) -> bool:
-    return any(
-        table.glob(f"{'data/' if table_format == 'iceberg' else ''}embedding_version={version}/*")
+def data_files(table: Path, table_format: str, version: str) -> int:
+    """How many data files of a version's partition a table's folder holds (Iceberg:
+    also those of unpublished commits; Delta: the published ones)."""
+    return len(
+        list(
+            table.glob(
+                f"{'data/' if table_format == 'iceberg' else ''}embedding_version={version}/*"
+            )
+        )
     )
+
+
+def staged_rows_written(table: Path, table_format: str, version: str, published_files: int) -> bool:
+    """Whether a build has begun writing a version's rows again (not yet published)."""
+    if table_format == "iceberg":  # onto a branch: more data files in the version's partition
+        return data_files(table, table_format, version) > published_files
+    return any(table.glob(f"_staged/{version}-*/*/*"))
 
 
 @pytest.mark.parametrize("table_format", ["iceberg", "delta"])
 def test_lakehouse_tables_keep_the_guarantees_of_the_hive_tables(table_format, tmp_path):
     assert any(JARS.glob("*.jar")), f"no jars in {JARS}: make jars fetches them"
-    relations = write_retrains(tmp_path / "data")
+    parquet = write_retrains(tmp_path / "data")
     spec = {
         "target_path": str(tmp_path / "target"),
         "data_dir": str(tmp_path / "data"),
-        "retrains": relations,
+        "inputs": [f"{SCHEMA}.users_input", f"{SCHEMA}.items_input"],
+        "parquet": parquet,
     }
+    backfill = ["--users", spec["inputs"][0], "--items", spec["inputs"][1]]
+    backfill += ["--partition-column", "ds", "--vars", json.dumps({"table_format": table_format})]
     steps = tmp_path / "steps.json"
     steps.write_text(
         json.dumps(
             {
                 **spec,
                 "steps": [
-                    ["build", version, *relations[version], {"table_format": table_format}]
-                    for version in ("v1", "v2")
-                ],
+                    ["sql", statement]
+                    for statement in input_table_statements(table_format, parquet)
+                ]
+                + [["backfill", backfill]]
+                + [["build", "v2", *spec["inputs"], {"table_format": table_format, **V2}]],
             }
         )
     )
@@ -107,22 +133,24 @@ def test_lakehouse_tables_keep_the_guarantees_of_the_hive_tables(table_format, t
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    users = tables / "stabilized_user_embeddings"
     try:
         wait_until(
             lambda: (
-                published(tables / "stabilization_runs", table_format, "v1")
+                data_files(tables / "stabilization_runs", table_format, "v2")
                 or killed.poll() is not None
             ),
             600,
-            "v1 published",
+            "v2 published by the backfill",
         )
+        published_files = data_files(users, table_format, "v2")
         wait_until(
             lambda: (
-                staged_rows_written(tables / "stabilized_user_embeddings", table_format, "v2")
+                staged_rows_written(users, table_format, "v2", published_files)
                 or killed.poll() is not None
             ),
             300,
-            "v2's rows being written",
+            "the rebuild writing v2's rows again",
             interval=0.01,
         )
     finally:
