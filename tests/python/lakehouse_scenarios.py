@@ -45,6 +45,7 @@ def build(project, version: str, partition: str | None = None, **extra_vars):
         *project.inputs,
         table_format=TABLE_FORMAT,
         embeddings_filter=f"ds = '{partition or version}'",
+        gram_method="arrow",  # Python models that write plain tables too
         **extra_vars,
     )
 

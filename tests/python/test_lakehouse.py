@@ -32,7 +32,7 @@ SCENARIOS = Path(__file__).with_name("lakehouse_scenarios.py")
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "lakehouse"
 JARS = PROJECT_DIR / ".venv" / "jars"
-V2 = {"embeddings_filter": "ds = 'v2'"}
+V2 = {"embeddings_filter": "ds = 'v2'", "gram_method": "arrow"}
 
 
 def write_retrains(data: Path) -> dict[str, str]:
@@ -107,7 +107,12 @@ def test_lakehouse_tables_keep_the_guarantees_of_the_hive_tables(table_format, t
         "parquet": parquet,
     }
     backfill = ["--users", spec["inputs"][0], "--items", spec["inputs"][1]]
-    backfill += ["--partition-column", "ds", "--vars", json.dumps({"table_format": table_format})]
+    backfill += [
+        "--partition-column",
+        "ds",
+        "--vars",
+        json.dumps({"table_format": table_format, "gram_method": "arrow"}),
+    ]
     steps = tmp_path / "steps.json"
     steps.write_text(
         json.dumps(

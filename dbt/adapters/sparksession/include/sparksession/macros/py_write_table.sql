@@ -56,7 +56,14 @@ stage_for_publication(
     published_format="{{ published_format }}",
 )
 {%- else %}
-writer = df.write.mode("overwrite").format("{{ config.get('file_format', 'parquet') }}")
+file_format = "{{ config.get('file_format', 'parquet') }}"
+mode = "overwrite"
+if file_format not in ("iceberg", "delta") and spark.conf.get("spark.sql.catalog.spark_catalog", None):
+    # a lakehouse session catalog (Iceberg's, Delta's) cannot replace a plain table as
+    # select: the table is created anew (dbt dropped the old one before this model ran)
+    spark.sql("drop table if exists {{ target_relation }}")
+    mode = "errorifexists"
+writer = df.write.mode(mode).format(file_format)
 {%- set partition_by = config.get('partition_by') %}
 {%- if partition_by %}
 writer = writer.partitionBy({{ ([partition_by] if partition_by is string else partition_by) | tojson }})
