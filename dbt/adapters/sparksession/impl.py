@@ -141,8 +141,8 @@ class SparksessionAdapter(SparkAdapter):
     def table_provider(self, relation: BaseRelation) -> str:
         """A table's format as the catalog records it (``iceberg``, ``delta``,
         ``parquet``, ``hive``, …), lower case."""
-        rows = self._session().sql(f"describe table extended {relation}").collect()
-        return next((str(row[1]).lower() for row in rows if row[0] == "Provider"), "hive")
+        provider = publication.described(self._session(), str(relation), "Provider")
+        return (provider or "hive").lower()
 
     @available
     def table_location(self, relation: BaseRelation) -> str:
@@ -243,11 +243,7 @@ class SparksessionAdapter(SparkAdapter):
         publication.create_partition_view(
             session, str(staged), str(relation), columns, column, value
         )
-        if file_format == "iceberg":
-            dropped = publication.drop_staged_branches(session, str(relation), value)
-            logger.debug(f"dropped the staged branches of {relation}: {dropped}")
-        else:
-            self.remove_version_files(relation, value, file_format)
+        self.remove_version_files(relation, value, file_format)
 
     @available
     def remove_version_files(

@@ -82,9 +82,17 @@ def version_folder(table_location: str, partition_value: str) -> str:
     ``_ . -`` replaced (a ``:`` is not allowed in a Hadoop path name), and a
     short hash of the exact value so that two versions never share it.
     """
-    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", partition_value)
-    digest = hashlib.sha1(partition_value.encode()).hexdigest()[:8]
-    return f"{table_location.rstrip('/')}/{STAGED_FOLDER}/{readable}-{digest}"
+    return (
+        f"{table_location.rstrip('/')}/{STAGED_FOLDER}/{version_label(partition_value, '_.-', '-')}"
+    )
+
+
+def version_label(partition_value: str, kept: str, separator: str) -> str:
+    """A version's value as a name: characters other than letters, digits and ``kept``
+    replaced by ``_``, then ``separator`` and a short hash of the exact value (so that
+    two versions never share it)."""
+    readable = re.sub(rf"[^A-Za-z0-9{re.escape(kept)}]", "_", partition_value)
+    return f"{readable}{separator}{hashlib.sha1(partition_value.encode()).hexdigest()[:8]}"
 
 
 def staged_branch(partition_value: str, run_id: str) -> str:
@@ -94,9 +102,7 @@ def staged_branch(partition_value: str, run_id: str) -> str:
 
 def version_branch_prefix(partition_value: str) -> str:
     """The start of the name of every branch a version's rows were staged on."""
-    readable = re.sub(r"[^A-Za-z0-9_]", "_", partition_value)
-    digest = hashlib.sha1(partition_value.encode()).hexdigest()[:8]
-    return f"{STAGED_BRANCH}{readable}_{digest}_"
+    return f"{STAGED_BRANCH}{version_label(partition_value, '_', '_')}_"
 
 
 def staged_branches(spark, table: str, partition_value: str) -> list[str]:
@@ -106,9 +112,9 @@ def staged_branches(spark, table: str, partition_value: str) -> list[str]:
     return [row[0] for row in refs if row[0].startswith(prefix)]
 
 
-def drop_staged_branches(spark, table: str, partition_value: str, keep: str = "") -> list[str]:
-    """Drop the branches a version was staged on, but ``keep``; return those dropped."""
-    dropped = [name for name in staged_branches(spark, table, partition_value) if name != keep]
+def drop_staged_branches(spark, table: str, partition_value: str) -> list[str]:
+    """Drop the branches a version was staged on; return those dropped."""
+    dropped = staged_branches(spark, table, partition_value)
     for name in dropped:
         spark.sql(f"alter table {table} drop branch if exists {name}")
     return dropped
@@ -119,13 +125,18 @@ def staged_location(table_location: str, partition_value: str, run_id: str) -> s
     return f"{version_folder(table_location, partition_value)}/{run_id}"
 
 
+def described(spark, table: str, name: str) -> str | None:
+    """One entry (``Location``, ``Provider``, …) of ``describe table extended``, or None."""
+    rows = spark.sql(f"describe table extended {table}").collect()
+    return next((row[1] for row in rows if row[0] == name), None)
+
+
 def table_location(spark, table: str) -> str:
     """A table's location, as the catalog records it (``describe table extended``)."""
-    rows = spark.sql(f"describe table extended {table}").collect()
-    for row in rows:
-        if row[0] == "Location":
-            return row[1]
-    raise ValueError(f"the catalog records no location for {table}")
+    location = described(spark, table, "Location")
+    if location is None:
+        raise ValueError(f"the catalog records no location for {table}")
+    return location
 
 
 def stage_for_publication(
