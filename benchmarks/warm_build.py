@@ -189,6 +189,18 @@ def as_table(relation: str, name: str) -> str:
     return f"warm_build_inputs.{name}"
 
 
+def codegen_compilations() -> int:
+    """How many classes Spark has generated and compiled with Janino in this JVM so far
+    (whole-stage and expression code; a query whose code is in Spark's cache of
+    compiled classes, spark.sql.codegen.cache.maxEntries, compiles none)."""
+    from pyspark import SparkContext
+
+    if SparkContext._jvm is None:
+        return 0
+    metrics = SparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+    return metrics.METRIC_COMPILATION_TIME().getCount()
+
+
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) so far of this process (dbt, Python) and of its JVM."""
     times = os.times()
@@ -308,6 +320,7 @@ def main() -> int:
                 "item_embeddings": items,
                 **extra,
             }
+            compiled_before = codegen_compilations()
             started, cpu_before = time.time(), cpu_seconds()
             result = runner.invoke(
                 ["build", "--log-level", "warn", "--vars", json.dumps(variables)]
@@ -320,7 +333,8 @@ def main() -> int:
                 return 1
             print(
                 f"build {number + 1} ({version}): {walls[-1]:.1f} s in the process; CPU s: "
-                + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()),
+                + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
+                + f"; classes generated and compiled {codegen_compilations() - compiled_before}",
                 flush=True,
             )
     results = list(result.result.results)

@@ -3,7 +3,8 @@
 
     - var `base_version` set: that version, which must have been published;
     - this version already published: the base recorded for it in
-      `stabilization_runs`, so a rebuild reproduces it exactly;
+      `stabilization_runs`, so a rebuild reproduces it exactly (an error if that
+      base has since been unpublished);
     - otherwise: the most recently published version (by first publication).
 
     Resolved once per build (query_once): every node of a build sees the same
@@ -35,11 +36,23 @@
 
     {%- if runs is none -%}{{ return(none) }}{%- endif -%}
 
+    {#- the recorded base, and whether it is still published (one query) -#}
     {%- set recorded = query_once(
-        "select base_version from " ~ runs
-        ~ " where embedding_version = " ~ sql_string(version)).rows -%}
+        "select version_run.base_version, base_run.embedding_version is not null"
+        ~ " from " ~ runs ~ " as version_run left join " ~ runs ~ " as base_run"
+        ~ " on base_run.embedding_version = version_run.base_version"
+        ~ " where version_run.embedding_version = " ~ sql_string(version)).rows -%}
     {%- if recorded | length > 0 -%}
-        {{- return(recorded[0][0]) -}}
+        {%- set base_version, base_published = recorded[0][0], recorded[0][1] -%}
+        {%- if base_version is not none and not base_published -%}
+            {{ exceptions.raise_compiler_error(
+                "version " ~ version ~ " is published aligned to version " ~ base_version
+                ~ ", which is no longer published (no row for it in " ~ runs
+                ~ "): a rebuild could not reproduce " ~ version ~ "'s coordinates. "
+                ~ "Set var base_version to align it to a published version (its rows will "
+                ~ "change), or leave " ~ version ~ " as it is") }}
+        {%- endif -%}
+        {{- return(base_version) -}}
     {%- endif -%}
 
     {%- set latest = query_once(

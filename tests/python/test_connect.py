@@ -67,6 +67,8 @@ def server(tmp_path_factory):
         "--conf",
         "spark.sql.shuffle.partitions=4",
         "--conf",
+        "spark.sql.codegen.cache.maxEntries=1000",
+        "--conf",
         "spark.ui.enabled=false",
         "--driver-java-options",
         f"-Dderby.stream.error.file={root / 'derby.log'} -Djava.io.tmpdir={root / 'tmp'}",

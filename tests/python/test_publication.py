@@ -55,10 +55,12 @@ def parquet_contents(found: dict[str, str]) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def published(module_project):
-    first = first_retrain(users=300, items=80, dimension=6, seed=0)
+    """v1 and v2 published; v3 and v4, retrains after them, written for the unpublish test."""
+    retrains = {"v1": first_retrain(users=300, items=80, dimension=6, seed=0)}
+    for number in (2, 3, 4):
+        retrains[f"v{number}"] = next_retrain(retrains[f"v{number - 1}"], seed=number - 1)
     relations = {
-        "v1": module_project.write_retrain("v1", first),
-        "v2": module_project.write_retrain("v2", next_retrain(first, seed=1)),
+        version: module_project.write_retrain(version, r) for version, r in retrains.items()
     }
     for version in ("v1", "v2"):
         run = module_project.build(version, *relations[version])
@@ -150,17 +152,13 @@ def runs_listed(project) -> list[str]:
     return project.table("stabilization_runs")["embedding_version"].tolist()
 
 
-def test_versions_are_unpublished_by_name_or_all_but_the_latest(dbt_project):
+def test_versions_are_unpublished_by_name_or_all_but_the_latest(module_project, published):
     """A bad latest version taken back: the next build aligns to the one before it; old
-    versions let go with keep_latest; the other versions' files untouched."""
-    schema = dbt_project.schema
-    retrains = {"v1": first_retrain(users=40, items=24, dimension=4, seed=0)}
-    for number in (2, 3, 4):
-        retrains[f"v{number}"] = next_retrain(retrains[f"v{number - 1}"], seed=number)
-    relations = {version: dbt_project.write_retrain(version, r) for version, r in retrains.items()}
-    for version in ("v1", "v2", "v3"):
-        run = dbt_project.build(version, *relations[version])
-        assert run.success, run.output
+    versions let go with keep_latest; the other versions' files untouched. (On the
+    module's v1 and v2, after the tests above rebuilt v2.)"""
+    schema = module_project.schema
+    run = module_project.build("v3", *published["v3"])
+    assert run.success, run.output
     before = files(schema)
     v2_files = {k: v for k, v in before.items() if "/_staged/v2-" in k}
     assert v2_files
@@ -172,34 +170,44 @@ def test_versions_are_unpublished_by_name_or_all_but_the_latest(dbt_project):
         ({"keep_latest": 0}, "keep_latest must be a whole number"),
         ({"versions": "v2"}, "versions must be a non-empty list"),
     ]:
-        run = unpublish(dbt_project, **arguments)
+        run = unpublish(module_project, **arguments)
         assert not run.success and message in run.output, run.output
-    assert runs_listed(dbt_project) == ["v1", "v2", "v3"] and files(schema) == before
+    assert runs_listed(module_project) == ["v1", "v2", "v3"] and files(schema) == before
 
-    run = unpublish(dbt_project, versions=["v3"])
+    run = unpublish(module_project, versions=["v3"])
     assert run.success, run.output
     assert "unpublished version v3" in run.output
-    assert runs_listed(dbt_project) == ["v1", "v2"]
+    assert runs_listed(module_project) == ["v1", "v2"]
     for table in ("stabilization_transforms", *EMBEDDINGS):
-        assert set(dbt_project.table(table)["embedding_version"]) == {"v1", "v2"}, table
+        assert set(module_project.table(table)["embedding_version"]) == {"v1", "v2"}, table
     after = files(schema)
     for table in EMBEDDINGS:  # its rows' folder removed, not only its files
         assert list((location(schema, table) / "_staged").glob("v3-*")) == [], table
     assert after == {k: v for k, v in before.items() if "/_staged/v3-" not in k}  # byte for byte
 
-    run = dbt_project.build("v4", *relations["v4"])
+    run = module_project.build("v4", *published["v4"])
     assert run.success, run.output
-    runs = dbt_project.table("stabilization_runs").set_index("embedding_version")
+    runs = module_project.table("stabilization_runs").set_index("embedding_version")
     assert runs.loc["v4", "base_version"] == "v2"  # the latest version still published
 
-    run = unpublish(dbt_project, keep_latest=2)
+    run = unpublish(module_project, keep_latest=2)
     assert run.success, run.output
-    assert runs_listed(dbt_project) == ["v2", "v4"]
+    assert runs_listed(module_project) == ["v2", "v4"]
     for table in EMBEDDINGS:
         assert list((location(schema, table) / "_staged").glob("v1-*")) == [], table
     assert {k: v for k, v in files(schema).items() if "/_staged/v2-" in k} == v2_files
-    run = unpublish(dbt_project, keep_latest=2)
+    run = unpublish(module_project, keep_latest=2)
     assert run.success and "nothing to unpublish: 2 versions published" in run.output, run.output
+
+    # v2 was aligned to v1, now let go: a rebuild could not reproduce v2, so it stops
+    tables = module_project.published_tables()
+    run = module_project.build("v2", *published["v2"])
+    assert not run.success
+    assert (
+        "version v2 is published aligned to version v1, which is no longer published (no row "
+        f"for it in {schema}.stabilization_runs)"
+    ) in run.output, run.output[-3000:]
+    assert module_project.published_tables() == tables
 
 
 def test_a_published_table_with_other_columns_is_refused_before_publishing(
@@ -208,12 +216,13 @@ def test_a_published_table_with_other_columns_is_refused_before_publishing(
     """A published table whose columns are not the ones its model selects (here one
     added by hand) stops that model before its partition is touched, naming both."""
     schema = module_project.schema
+    latest = runs_listed(module_project)[-1]  # v4 after the unpublish test, else v2
     table = f"{schema}.stabilized_item_embeddings"
     spark_session().sql(f"alter table {table} add columns (model_name string)")
-    v2_folder = location(schema, "stabilized_item_embeddings", "v2")
+    folder = location(schema, "stabilized_item_embeddings", latest)
     before = module_project.published_tables()
 
-    run = module_project.build("v2", *published["v2"])
+    run = module_project.build(latest, *published[latest])
     assert not run.success
     assert (
         f"the SQL of {table} selects {{'id': 'bigint', 'embedding': 'array<float>', "
@@ -221,7 +230,7 @@ def test_a_published_table_with_other_columns_is_refused_before_publishing(
         "'array<float>', 'model_name': 'string', 'embedding_version': 'string'}: a "
         "published_partition model selects exactly the table's columns"
     ) in run.output, run.output
-    assert location(schema, "stabilized_item_embeddings", "v2") == v2_folder
+    assert location(schema, "stabilized_item_embeddings", latest) == folder
     assert module_project.published_tables() == before
 
 
