@@ -15,7 +15,6 @@ import subprocess
 import sys
 import sysconfig
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,32 +290,65 @@ def read_published(warehouse: Path, schema: str, name: str, version: str):
     return table.column("id").to_numpy(), matrix.astype(np.float64)
 
 
-def backfilled_elsewhere_and_built_here(project: DbtProject, retrains: dict, backfill):
-    """Write the retrains; run ``backfill(arguments)`` (the backfill's arguments for these
-    versions, run by another Spark: a cluster, a Connect server) in a thread while this
-    session builds the same versions; return what ``backfill`` returned."""
-    relations = {version: project.write_retrain(version, r) for version, r in retrains.items()}
-    relation = f"parquet.`{project.data_dir}/{{version}}/{{side}}`"
+def backfilled_elsewhere(data_dir: Path, retrains: dict, backfill):
+    """Write the retrains as Parquet under ``data_dir`` and return what
+    ``backfill(arguments)`` returned: the backfill's arguments for these versions, run
+    by another Spark (a cluster, a Connect server)."""
+    from stabilization_tools.synthetic import write_parquet
+
+    for version, retrain in retrains.items():
+        for side, ids, matrix, files in (
+            ("users", retrain.user_ids, retrain.users, 3),
+            ("items", retrain.item_ids, retrain.items, 2),
+        ):
+            write_parquet(data_dir / version / side, ids, matrix, rows_per_file=len(ids) // files)
+    relation = f"parquet.`{data_dir}/{{version}}/{{side}}`"
     arguments = ["--versions", *retrains]
     arguments += ["--users", relation.replace("{side}", "users")]
     arguments += ["--items", relation.replace("{side}", "items")]
-    with ThreadPoolExecutor(1) as pool:
-        elsewhere = pool.submit(backfill, arguments)
-        for version, (users, items) in relations.items():
-            local = project.build(version, users, items)
-            assert local.success, local.output
-        return elsewhere.result()
+    return backfill(arguments)
 
 
-def assert_published_alike(warehouse: Path, schema: str, project: DbtProject, versions) -> None:
-    """The embeddings another Spark published in ``warehouse`` equal this project's, to
-    float32 precision (same ids, same rows)."""
-    for version in versions:
-        for name in ("stabilized_user_embeddings", "stabilized_item_embeddings"):
-            ids, elsewhere = read_published(warehouse, schema, name, version)
-            local_ids, local = project.embeddings(name, version)
-            np.testing.assert_array_equal(ids, local_ids)
-            np.testing.assert_allclose(elsewhere, local, rtol=1e-5, atol=1e-6 * np.abs(local).max())
+def stabilized_by_numpy(retrains: dict) -> dict:
+    """The published embeddings of a chain of retrains (each aligned on its items to the
+    one before, the first only balanced), computed in numpy with the package's math:
+    {version: {table name: (ids, float64 matrix)}}, rows ordered by id."""
+    from python_udfs import stabilizing_transforms
+
+    published, base = {}, None
+    for version, retrain in retrains.items():
+        sides = {}
+        for side, ids, matrix in (
+            ("users", retrain.user_ids, retrain.users),
+            ("items", retrain.item_ids, retrain.items),
+        ):
+            order = np.argsort(ids)
+            sides[side] = ids[order], matrix[order].astype(np.float64)
+        (user_ids, w), (item_ids, t) = sides["users"], sides["items"]
+        cross = None
+        if base is not None:
+            _, in_new, in_base = np.intersect1d(item_ids, base[0], return_indices=True)
+            cross = t[in_new].T @ base[1][in_base]
+        transforms = stabilizing_transforms(w.T @ w, t.T @ t, cross_items=cross)
+        items = (item_ids, t @ transforms.item_transform)
+        published[version] = {
+            "stabilized_user_embeddings": (user_ids, w @ transforms.user_transform),
+            "stabilized_item_embeddings": items,
+        }
+        base = items
+    return published
+
+
+def assert_published_alike(warehouse: Path, schema: str, retrains: dict) -> None:
+    """The embeddings another Spark published in ``warehouse`` equal the same chain
+    computed in numpy (same ids, the rows to float32 precision)."""
+    for version, tables in stabilized_by_numpy(retrains).items():
+        for name, (expected_ids, expected) in tables.items():
+            ids, published = read_published(warehouse, schema, name, version)
+            np.testing.assert_array_equal(ids, expected_ids)
+            np.testing.assert_allclose(
+                published, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()
+            )
 
 
 def profile_target(name: str) -> dict:

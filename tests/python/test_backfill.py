@@ -7,7 +7,8 @@ The history (3 partitions) is backfilled twice:
   a schema of its own);
 - as a user runs it, in a process of its own on its own DBT_SPARK_HOME, SIGKILLed
   while the second version's rows are being written (before they are published),
-  then started again. While the resumed backfill holds the embedded metastore, a
+  then started again (the script's main() in a child process that then dumps the
+  tables it published). While the resumed backfill holds the embedded metastore, a
   second backfill on the same home is refused.
 
 The resumed backfill ends with the reference's tables, row for row.
@@ -79,11 +80,16 @@ def child_environment(home: Path) -> dict:
     return environment
 
 
-def run_backfill(home: Path, arguments: list[str], output: Path) -> subprocess.Popen:
-    """The backfill as a user runs it: a process of its own (its own Spark)."""
+def run_backfill(home: Path, arguments: list[str], output: Path, dump: bool = False):
+    """The backfill as a user runs it: a process of its own (its own Spark). With
+    ``dump``: the same backfill (its main()) in a child process that then writes every
+    published table to dump.json beside the home, on the Spark that built them."""
+    command = [str(BACKFILL), *arguments]
+    if dump:
+        command = [str(CHILD), str(dump_spec(home, [["backfill", arguments]]))]
     with open(output, "a") as log:  # a file: a full pipe would block the child
         return subprocess.Popen(
-            [sys.executable, str(BACKFILL), *arguments],
+            [sys.executable, *command],
             cwd=PROJECT_DIR,
             env=child_environment(home),
             start_new_session=True,
@@ -118,27 +124,19 @@ def published_partitions(home: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("embedding_version=*")) if folder.exists() else []
 
 
-def dump_tables(home: Path) -> dict:
-    """Every published table of a home, as JSON records (published_at left out)."""
-    dump = home.parent / "dump.json"
-    spec = home.parent / "dump_steps.json"
-    spec.write_text(
-        json.dumps(
-            {
-                "steps": [["dump", str(dump)]],
-                "target_path": str(home.parent / "target"),
-                "data_dir": str(home.parent),
-            }
-        )
-    )
-    subprocess.run(
-        [sys.executable, str(CHILD), str(spec)],
-        cwd=PROJECT_DIR,
-        env=child_environment(home),
-        check=True,
-        capture_output=True,
-    )
-    return json.loads(dump.read_text())
+def dump_spec(home: Path, steps: list) -> Path:
+    """child_process.py's steps, then a dump of every published table (published_at
+    left out) to dump.json beside the home."""
+    spec = home.parent / "steps.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    steps = [*steps, ["dump", str(home.parent / "dump.json")]]
+    target = str(home.parent / "target")
+    spec.write_text(json.dumps({"steps": steps, "target_path": target, "data_dir": str(home)}))
+    return spec
+
+
+def dumped_tables(home: Path) -> dict:
+    return json.loads((home.parent / "dump.json").read_text())
 
 
 def published_files(schema_folder: Path) -> dict[str, str]:
@@ -190,7 +188,7 @@ def backfills(history, spark_home, tmp_path_factory):
     published_at_kill = killer.result()
 
     resumed_output = root / "resumed.out"
-    resumed = run_backfill(home, backfill_arguments(history), resumed_output)
+    resumed = run_backfill(home, backfill_arguments(history), resumed_output, dump=True)
     try:
         # it holds the metastore once it has looked for the versions published before
         wait_until(
@@ -213,7 +211,7 @@ def backfills(history, spark_home, tmp_path_factory):
             os.killpg(resumed.pid, signal.SIGKILL)
     return {
         "reference": (reference_output, reference_tables),
-        "resumed": (home, resumed_output.read_text(), dump_tables(home)),
+        "resumed": (home, resumed_output.read_text(), dumped_tables(home)),
         "published_at_kill": published_at_kill,
         "intruder": (intruder, resumed.pid),
         "here": root / "here",

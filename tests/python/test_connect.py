@@ -22,7 +22,7 @@ import pytest
 from conftest import (
     PROJECT_DIR,
     assert_published_alike,
-    backfilled_elsewhere_and_built_here,
+    backfilled_elsewhere,
     build_arguments,
     free_port,
     isolated_python,
@@ -145,21 +145,21 @@ def finished_tasks(log: Path) -> int:
     return log.read_text(errors="replace").count("Finished task")
 
 
-def test_two_versions_over_connect_equal_a_local_run(server, dbt_project, tmp_path):
+def test_two_versions_over_connect_equal_numpy(server, tmp_path):
     first = first_retrain(users=400, items=120, dimension=8, seed=0)
     retrains = {"v1": first, "v2": next_retrain(first, seed=1)}
     tasks_before = finished_tasks(server["log"])
-    # both versions in one client process (a backfill), while the local runs build them
+    # both versions in one client process (a backfill)
     backfill = [str(PROJECT_DIR / "scripts" / "backfill.py"), "--target", "connect"]
-    remote = backfilled_elsewhere_and_built_here(
-        dbt_project,
+    remote = backfilled_elsewhere(
+        tmp_path / "data",
         retrains,
         lambda arguments: over_connect(server["url"], tmp_path / "client", [*backfill, *arguments]),
     )
     assert remote.returncode == 0, remote.stdout[-8000:] + remote.stderr[-3000:]
 
     warehouse = server["root"] / "warehouse"
-    assert_published_alike(warehouse, SCHEMA, dbt_project, retrains)
+    assert_published_alike(warehouse, SCHEMA, retrains)
     runs = pq.read_table(warehouse / f"{SCHEMA}.db" / "stabilization_runs").to_pandas()
     assert sorted(runs["embedding_version"]) == ["v1", "v2"]
     assert runs["max_dot_product_error"].max() < 1e-6
