@@ -341,7 +341,9 @@ def main() -> int:
     from pyspark.sql import SparkSession
 
     SparkSession.builder.getOrCreate().stop()  # flushes the event log
-    jobs = spark_jobs(event_logs)
+    # the measured build's jobs only: the event log holds every build's, under the same
+    # node ids
+    jobs = [job for job in spark_jobs(event_logs) if job["start"] >= started]
 
     rows = []
     for run in results:
