@@ -79,6 +79,21 @@ def build_arguments(version: str, users: str, items: str, **extra_vars) -> list[
     return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
 
 
+def write_retrain(folder: Path, retrain) -> tuple[str, str]:
+    """Write a synthetic retrain as Parquet in ``folder``/users and ``folder``/items (3 and
+    2 files: several input partitions); return the two relations to pass as vars."""
+    from stabilization_tools.synthetic import write_parquet
+
+    users, items = folder / "users", folder / "items"
+    write_parquet(
+        users, retrain.user_ids, retrain.users, rows_per_file=max(1, len(retrain.user_ids) // 3)
+    )
+    write_parquet(
+        items, retrain.item_ids, retrain.items, rows_per_file=max(1, len(retrain.item_ids) // 2)
+    )
+    return f"parquet.`{users}`", f"parquet.`{items}`"
+
+
 @dataclass
 class DbtRun:
     success: bool
@@ -136,17 +151,7 @@ class DbtProject:
 
     def write_retrain(self, name: str, retrain) -> tuple[str, str]:
         """Write a synthetic retrain as Parquet; return the two relations to pass as vars."""
-        from stabilization_tools.synthetic import write_parquet
-
-        users = self.data_dir / name / "users"
-        items = self.data_dir / name / "items"
-        write_parquet(
-            users, retrain.user_ids, retrain.users, rows_per_file=max(1, len(retrain.user_ids) // 3)
-        )
-        write_parquet(
-            items, retrain.item_ids, retrain.items, rows_per_file=max(1, len(retrain.item_ids) // 2)
-        )
-        return f"parquet.`{users}`", f"parquet.`{items}`"
+        return write_retrain(self.data_dir / name, retrain)
 
     def table(self, name: str, where: str = "true", order_by: str = "embedding_version"):
         """Return a table of this schema as pandas, ordered."""
@@ -294,14 +299,8 @@ def backfilled_elsewhere(data_dir: Path, retrains: dict, backfill):
     """Write the retrains as Parquet under ``data_dir`` and return what
     ``backfill(arguments)`` returned: the backfill's arguments for these versions, run
     by another Spark (a cluster, a Connect server)."""
-    from stabilization_tools.synthetic import write_parquet
-
     for version, retrain in retrains.items():
-        for side, ids, matrix, files in (
-            ("users", retrain.user_ids, retrain.users, 3),
-            ("items", retrain.item_ids, retrain.items, 2),
-        ):
-            write_parquet(data_dir / version / side, ids, matrix, rows_per_file=len(ids) // files)
+        write_retrain(data_dir / version, retrain)
     relation = f"parquet.`{data_dir}/{{version}}/{{side}}`"
     arguments = ["--versions", *retrains]
     arguments += ["--users", relation.replace("{side}", "users")]
