@@ -215,9 +215,69 @@ def cpu_seconds() -> dict[str, float]:
             stat[stat.index("(") + 1 : stat.rindex(")")],
             stat.rsplit(")", 1)[1].split(),
         )
-        if command == "java":  # fields 11 and 12: utime and stime, in clock ticks
-            seconds["jvm"] += (int(fields[11]) + int(fields[12])) / tick
+        if command != "java":
+            continue
+        # fields 11 and 12: utime and stime, in clock ticks
+        seconds["jvm"] += (int(fields[11]) + int(fields[12])) / tick
+        for group, ticks in JVM_THREADS.ticks_by_group(pid).items():
+            seconds[f"jvm {group}"] = seconds.get(f"jvm {group}", 0.0) + ticks / tick
     return seconds
+
+
+#: the JVM's threads by the start of their (15-character) Linux names
+JVM_THREAD_GROUPS = (
+    ("jit", ("C1 CompilerThre", "C2 CompilerThre")),
+    ("gc", ("GC Thread", "VM Thread", "ParGC", "G1 ")),
+    ("tasks", ("Executor task l",)),
+)
+
+
+class JvmThreadWatch:
+    """CPU clock ticks of each thread of the JVM, grouped: JIT compiling, garbage
+    collection, Spark's tasks and the rest (the driver: planning, scheduling,
+    catalog calls, py4j, Python runners' threads). Polled every 0.5 s, so that
+    threads which end (the JVM starts and stops compiler threads as the queue
+    grows and shrinks) keep what they had spent when last seen."""
+
+    def __init__(self):
+        self.last_seen: dict[tuple[int, int], tuple[str, int]] = {}
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self._stop.wait(0.5):
+            for pid in _children(os.getpid()):
+                self._poll(pid)
+
+    def _poll(self, pid: int):
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        for task in tasks:
+            try:
+                stat = (task / "stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            self.last_seen[(pid, int(task.name))] = (name, int(fields[11]) + int(fields[12]))
+
+    def ticks_by_group(self, pid: int) -> dict[str, int]:
+        self._poll(pid)
+        ticks = dict.fromkeys([group for group, _ in JVM_THREAD_GROUPS] + ["driver"], 0)
+        for (owner, _), (name, spent) in list(self.last_seen.items()):
+            if owner != pid:
+                continue
+            group = next(
+                (group for group, starts in JVM_THREAD_GROUPS if name.startswith(starts)),
+                "driver",
+            )
+            ticks[group] += spent
+        return ticks
+
+
+JVM_THREADS = JvmThreadWatch()
 
 
 def main() -> int:
@@ -327,7 +387,7 @@ def main() -> int:
             )
             walls.append(time.time() - started)
             cpu_after = cpu_seconds()
-            cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+            cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
             if not result.success:
                 print(f"build of {version} failed: {result.exception}", file=sys.stderr)
                 return 1
