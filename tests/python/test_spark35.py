@@ -1,0 +1,66 @@
+"""The pipeline, every bad input, partitioned inputs and spark-submit on a standalone
+cluster, on Spark 3.5 as well: those modules run again by the Python of the Spark 3.5
+environment (``.venv-spark3.5``, made by ``make test``), in one pytest process of its
+own (one Spark session per module), beside the other worker's modules.
+
+``make test`` passes that Python as ``SPARK35_PYTHON``; without it (a plain ``pytest``)
+this is skipped. ``make test-spark3.5`` runs the same modules alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.integration
+
+#: the modules whose behaviour differs between the lines (ANSI mode's default, Arrow
+#: types, spark-submit): the Makefile's SPARK35_TESTS
+MODULES = ("test_pipeline.py", "test_bad_input.py", "test_partitioned_inputs.py", "test_cluster.py")
+
+
+def test_the_modules_that_differ_between_spark_lines_pass_on_spark_3_5(tmp_path):
+    python = os.environ.get("SPARK35_PYTHON")
+    if not python:
+        pytest.skip("SPARK35_PYTHON unset: make test (or make test-spark3.5) runs it")
+    assert Path(python).exists(), f"{python} is missing: make setup-spark3.5 makes it"
+    # the child is a pytest run of its own, not one of this run's xdist workers
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PYTEST_", "PYSPARK_GATEWAY", "SPARK35_"))
+    }
+    run = subprocess.run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+            "--basetemp",
+            str(tmp_path / "pytest"),
+            "--durations=5",
+            *(str(Path(__file__).with_name(module)) for module in MODULES),
+            "-k",
+            "not renders_in_chromium and not docs_site",
+        ],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    # the child's summary, slowest tests and any failure, in this run's output
+    print(run.stdout[-4000:])
+    failures = [line for line in run.stdout.splitlines() if line.startswith(("E ", "FAILED"))]
+    assert run.returncode == 0, (
+        "\n".join(line[:400] for line in failures[-60:]) or run.stdout[-5000:] + run.stderr[-3000:]
+    )
+    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-2000:]
