@@ -22,7 +22,8 @@ Prints a table, where the time of the largest build goes (dbt's node timings)
 and the peak resident memory of its processes (the dbt/Python driver, the JVM).
 
 ``--table-formats`` times only version 2 at the first size, published as each
-format (Hive Parquet, Iceberg, Delta), and the nodes whose time differs most.
+format (Hive Parquet, Iceberg, Delta), ``--rounds`` times each, the formats taking
+turns (medians), and the nodes whose time differs most.
 """
 
 from __future__ import annotations
@@ -360,40 +361,54 @@ def generate_in_child(folder: Path, users: int, items: int, dimension: int) -> N
 
 
 def compare_table_formats(data: Path, users: int, args) -> None:
-    """Version 2 of ``users`` users published as each format, in one run; the ratios."""
+    """Version 2 of ``users`` users published as each format, in one run; the ratios.
+
+    Version 1 is built once per format; then version 2 is built (then rebuilt) once
+    per format in each of ``--rounds`` rounds, the formats taking turns, so that the
+    machine's drift over the run (seen here: the same Hive build 62.6 s, then 83.4 s
+    an hour later) falls on every format alike. Each format's time is its median."""
     folder = data / f"users_{users}"
     if not (folder / "v2").exists():
         generate_in_child(folder, users, args.items, args.dimension)
     formats = args.table_formats.split(",")
-    seconds, nodes = {}, {}
     for table_format in formats:
         home = "spark_home" if table_format == "hive" else f"spark_home_{table_format}"
         shutil.rmtree(folder / home, ignore_errors=True)
         print(f"dbt build v1, {table_format} (the base; not timed) ...", flush=True)
         dbt_build(folder, "v1", args.gram_method, table_format)
-        print(f"dbt build v2, {table_format} ...", flush=True)
-        seconds[table_format], nodes[table_format] = dbt_build(
-            folder, "v2", args.gram_method, table_format
-        )
+    seconds = {table_format: [] for table_format in formats}
+    nodes = {table_format: [] for table_format in formats}
+    for round_number in range(1, args.rounds + 1):
+        for table_format in formats:
+            elapsed, timings = dbt_build(folder, "v2", args.gram_method, table_format)
+            seconds[table_format].append(elapsed)
+            nodes[table_format].append(timings)
+            print(
+                f"round {round_number}: dbt build v2, {table_format}: {elapsed:.1f} s", flush=True
+            )
+    median = {name: float(np.median(times)) for name, times in seconds.items()}
     print(
         f"\n{users:,} users, {args.items:,} items, e = {args.dimension}, gram_method "
-        f"{args.gram_method}, {os.environ.get('SPARK_MASTER', 'local[2]')}, {os.cpu_count()} cores"
+        f"{args.gram_method}, {os.environ.get('SPARK_MASTER', 'local[2]')}, {os.cpu_count()} "
+        f"cores; median of {args.rounds} rounds"
     )
     print(f"{'dbt build process of version 2, published as':52}{'seconds':>10}{'ratio':>8}")
     for table_format in formats:
-        ratio = seconds[table_format] / seconds[formats[0]]
-        print(f"{table_format:52}{seconds[table_format]:>10.1f}{ratio:>8.2f}")
-    print("\nthe nodes that differ most from the first format's (seconds):")
-    first = nodes[formats[0]]
+        ratio = median[table_format] / median[formats[0]]
+        print(f"{table_format:52}{median[table_format]:>10.1f}{ratio:>8.2f}")
+    print("\nthe nodes that differ most from the first format's (median seconds):")
+    node_medians = {
+        table_format: {
+            node: float(np.median([run.get(node, 0.0) for run in runs])) for node in runs[0]
+        }
+        for table_format, runs in nodes.items()
+    }
+    first = node_medians[formats[0]]
     for table_format in formats[1:]:
-        changed = sorted(
-            nodes[table_format], key=lambda n: -abs(nodes[table_format][n] - first.get(n, 0))
-        )
-        for node in changed[:5]:
-            print(
-                f"  {table_format:8} {node[:60]:60}{first.get(node, 0):>8.1f}"
-                f"{nodes[table_format][node]:>8.1f}"
-            )
+        these = node_medians[table_format]
+        changed = sorted(these, key=lambda n: -abs(these[n] - first.get(n, 0)))
+        for node in changed[:6]:
+            print(f"  {table_format:8} {node[:60]:60}{first.get(node, 0):>8.1f}{these[node]:>8.1f}")
 
 
 def slope_per_million(seconds: dict[int, float]) -> float | None:
@@ -425,6 +440,12 @@ def main() -> None:
         "--table-formats",
         help="only this: version 2 of the first --users size published as each of these "
         "formats (comma-separated: hive,iceberg,delta), and each one's ratio to the first",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --table-formats: builds of version 2 per format, the formats taking turns",
     )
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--usual-recipe", nargs=3, type=Path, help=argparse.SUPPRESS)
