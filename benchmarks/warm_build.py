@@ -119,11 +119,18 @@ def _cmdline(pid: int) -> str:
 
 def _is_fork(pid: int) -> bool:
     """A worker is a fork of the daemon: its parent runs pyspark.daemon too."""
+    stat = _stat(Path(f"/proc/{pid}/stat"))
+    return stat is not None and "pyspark.daemon" in _cmdline(int(stat[1][1]))
+
+
+def _stat(path: Path) -> tuple[str, list[str]] | None:
+    """A process's or thread's /proc stat: its name and the fields after it (field 1:
+    the parent's pid; 11 and 12: user and system CPU, in clock ticks); None once gone."""
     try:
-        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-        return False
-    return "pyspark.daemon" in _cmdline(parent)
+        stat = path.read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
 
 
 def spark_jobs(event_log_dir: Path) -> list[dict]:
@@ -207,17 +214,10 @@ def cpu_seconds() -> dict[str, float]:
     seconds = {"python": times.user + times.system, "jvm": 0.0}
     tick = os.sysconf("SC_CLK_TCK")
     for pid in _children(os.getpid()):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
+        stat = _stat(Path(f"/proc/{pid}/stat"))
+        if stat is None or stat[0] != "java":
             continue
-        command, fields = (
-            stat[stat.index("(") + 1 : stat.rindex(")")],
-            stat.rsplit(")", 1)[1].split(),
-        )
-        if command != "java":
-            continue
-        # fields 11 and 12: utime and stime, in clock ticks
+        fields = stat[1]
         seconds["jvm"] += (int(fields[11]) + int(fields[12])) / tick
         for group, ticks in JVM_THREADS.ticks_by_group(pid).items():
             seconds[f"jvm {group}"] = seconds.get(f"jvm {group}", 0.0) + ticks / tick
@@ -241,11 +241,11 @@ class JvmThreadWatch:
 
     def __init__(self):
         self.last_seen: dict[tuple[int, int], tuple[str, int]] = {}
-        self._stop = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
-        while not self._stop.wait(0.5):
+        while True:
+            time.sleep(0.5)
             for pid in _children(os.getpid()):
                 self._poll(pid)
 
@@ -255,13 +255,10 @@ class JvmThreadWatch:
         except (FileNotFoundError, ProcessLookupError):
             return
         for task in tasks:
-            try:
-                stat = (task / "stat").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
-            self.last_seen[(pid, int(task.name))] = (name, int(fields[11]) + int(fields[12]))
+            stat = _stat(task / "stat")
+            if stat is not None:
+                name, fields = stat
+                self.last_seen[(pid, int(task.name))] = (name, int(fields[11]) + int(fields[12]))
 
     def ticks_by_group(self, pid: int) -> dict[str, int]:
         self._poll(pid)

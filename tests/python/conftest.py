@@ -67,6 +67,24 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
 
 
+def run_pytest(python: str, arguments: list[str], env: dict, timeout: int):
+    """pytest in a process of its own (``python -m pytest``, in the project); fails with
+    the run's failure lines (``E …``, ``FAILED …``; else its output's tail) unless it
+    succeeded. Returns the finished process."""
+    run = subprocess.run(
+        [python, "-m", "pytest", "-p", "no:cacheprovider", *arguments],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    failures = [line[:400] for line in run.stdout.splitlines() if line.startswith(("E ", "FAILED"))]
+    assert run.returncode == 0, "\n".join(failures[-60:]) or run.stdout[-5000:] + run.stderr[-3000:]
+    return run
+
+
 def build_arguments(version: str, users: str, items: str, **extra_vars) -> list[str]:
     """dbt's arguments to build one version from two input relations."""
     variables = {
