@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from dbt.adapters.base import BaseRelation, PythonJobHelper, available
+from dbt.adapters.contracts.connection import AdapterResponse
 from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.spark.impl import SparkAdapter
 from dbt_common.exceptions import DbtRuntimeError
@@ -223,6 +224,23 @@ class SparksessionAdapter(SparkAdapter):
         return publication.staged_branch(value, run_id)
 
     @available
+    def commit_staged_files(
+        self, relation: BaseRelation, staged: BaseRelation, column: str, value: str
+    ):
+        """Delta: publish the version's rows the audit table ``staged`` reads (files
+        staged inside ``relation``'s folder) by committing those files to ``relation``
+        (:func:`publication.commit_staged_files`); an adapter response for dbt, or None
+        when this session cannot commit them so (the caller copies the rows)."""
+        session = self._session()
+        committed = publication.commit_staged_files(
+            session, str(relation), self.table_location(staged), column, value
+        )
+        if committed is None:
+            logger.debug(f"{relation}: the audited rows are copied instead")
+            return None
+        return AdapterResponse(_message=f"COMMIT version {committed} of {relation}")
+
+    @available
     def after_publishing(
         self,
         relation: BaseRelation,
@@ -232,14 +250,15 @@ class SparksessionAdapter(SparkAdapter):
         file_format: str,
     ) -> None:
         """After a version's rows were published into a lakehouse table by a commit
-        (Iceberg: ``main`` fast-forwarded to their branch; Delta: copied in one
-        transaction): the audit relation ``staged`` becomes a view of the published
-        rows, and what held the staged rows (the version's branches; its staged
-        folders) is removed."""
+        (Iceberg: ``main`` fast-forwarded to their branch; Delta: the staged files
+        committed, or copied, in one transaction): the audit relation ``staged``
+        becomes a view of the published rows, and what held staged rows no table
+        version needs (the version's branches; staged folders of other runs, or of
+        this one if copied) is removed."""
         session = self._session()
         columns = [col.name for col in self.get_columns_in_relation(relation)]
         if file_format == "delta":
-            session.sql(f"drop table if exists {staged}")
+            session.sql(f"drop table if exists {staged}")  # external: its files stay
         publication.create_partition_view(
             session, str(staged), str(relation), columns, column, value
         )
@@ -251,12 +270,18 @@ class SparksessionAdapter(SparkAdapter):
     ) -> bool:
         """After a version's partition was dropped from a published table: remove the
         folder of that version's staged rows (every run's), which no partition points
-        at any more (Iceberg: the branches its rows were staged on). Whether there was
-        one to remove. Classic sessions only (as :meth:`remove_unpublished_files`:
-        logs what is left on Spark Connect)."""
+        at any more (Iceberg: the branches its rows were staged on; Delta: the runs'
+        folders no table version Delta keeps references, the others being time
+        travel's until VACUUM removes them). Whether there was one to remove. Classic
+        sessions only (as :meth:`remove_unpublished_files`: logs what is left on
+        Spark Connect)."""
+        from py4j.protocol import Py4JError
+
+        session = self._session()
         if table_format == "iceberg":
-            return bool(publication.drop_staged_branches(self._session(), str(relation), value))
-        folder = publication.version_folder(self.table_location(relation), value)
+            return bool(publication.drop_staged_branches(session, str(relation), value))
+        location = self.table_location(relation)
+        folder = publication.version_folder(location, value, table_format)
         file_system = self._file_system(folder)
         if file_system is None:
             logger.warning(
@@ -265,6 +290,17 @@ class SparksessionAdapter(SparkAdapter):
             )
             return False
         files, path = file_system
+        if table_format == "delta":
+            try:
+                unreferenced = publication.unreferenced_delta_runs(session, str(relation), value)
+            except (Py4JError, TypeError) as error:  # a Delta build without these classes
+                logger.debug(f"staged files of {relation} left to VACUUM: {error}")
+                return False
+            for run in unreferenced:
+                files.delete(path(run), True)
+            if unreferenced:
+                logger.debug(f"removed staged files of {relation} no version needs: {unreferenced}")
+            return bool(unreferenced)
         return bool(files.exists(path(folder)) and files.delete(path(folder), True))
 
 

@@ -28,21 +28,33 @@ own commits:
   does not move before that; a later run of the version drops the branches
   earlier runs left.
 - **Delta**: Delta has no branches. The rows are staged and audited as for
-  Hive (Parquet files under ``_staged``, written once by the workers);
-  publishing copies them into the Delta table in one transaction
-  (``replaceWhere`` on the version), then removes the staged files. That is a
-  second write of the rows, measured in docs/performance.md.
+  Hive (Parquet files written once by the workers, under ``staged`` inside the
+  table's folder); publishing commits those files to the table in one Delta
+  transaction that also removes the version's former files (the files become
+  the table's; no row is rewritten). Delta has no public API for that commit:
+  :func:`commit_staged_files` uses Delta's own transaction classes. Where they
+  cannot be reached (Spark Connect, a Delta build without them) the rows are
+  copied instead (``insert … replace where``: a second write).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
+
+from dbt.adapters.events.logging import AdapterLogger
 
 from dbt.adapters.sparksession.cursor import sql_literal
 
+logger = AdapterLogger("Spark")
+
 STAGED_FOLDER = "_staged"
+#: Delta stages where its VACUUM looks: the staged files become the table's, and
+#: VACUUM, which skips folders whose names start with ``_``, removes them once no
+#: table version it keeps needs them (as it removes files Delta wrote itself).
+DELTA_STAGED_FOLDER = "staged"
 
 #: The formats of the published tables (var ``table_format``) and the session
 #: catalog each needs as ``spark.sql.catalog.spark_catalog``.
@@ -75,16 +87,15 @@ def check_session_catalog(spark, table_format: str) -> None:
         )
 
 
-def version_folder(table_location: str, partition_value: str) -> str:
+def version_folder(table_location: str, partition_value: str, table_format: str = "hive") -> str:
     """The folder under a published table that holds one version's staged copies.
 
     Named after the version, with characters other than letters, digits,
     ``_ . -`` replaced (a ``:`` is not allowed in a Hadoop path name), and a
     short hash of the exact value so that two versions never share it.
     """
-    return (
-        f"{table_location.rstrip('/')}/{STAGED_FOLDER}/{version_label(partition_value, '_.-', '-')}"
-    )
+    staged = DELTA_STAGED_FOLDER if table_format == "delta" else STAGED_FOLDER
+    return f"{table_location.rstrip('/')}/{staged}/{version_label(partition_value, '_.-', '-')}"
 
 
 def version_label(partition_value: str, kept: str, separator: str) -> str:
@@ -120,9 +131,11 @@ def drop_staged_branches(spark, table: str, partition_value: str) -> list[str]:
     return dropped
 
 
-def staged_location(table_location: str, partition_value: str, run_id: str) -> str:
+def staged_location(
+    table_location: str, partition_value: str, run_id: str, table_format: str = "hive"
+) -> str:
     """Where one run writes a version's rows: a folder no other run writes to."""
-    return f"{version_folder(table_location, partition_value)}/{run_id}"
+    return f"{version_folder(table_location, partition_value, table_format)}/{run_id}"
 
 
 def described(spark, table: str, name: str) -> str | None:
@@ -186,7 +199,9 @@ def stage_for_publication(
             .partitionBy(partition_column)
             .saveAsTable(published_table)
         )
-    location = staged_location(table_location(spark, published_table), partition_value, run_id)
+    location = staged_location(
+        table_location(spark, published_table), partition_value, run_id, table_format
+    )
     written = 0
     if written_by_workers and file_format == "parquet" and urlparse(location).scheme == "file":
         written = dataframe.write_parquet(urlparse(location).path, [partition_column])
@@ -256,3 +271,101 @@ def create_partition_view(
         f"create or replace view {view} as select {selected} from {table} "
         f"where {partition_column} = {sql_literal(partition_value)}"
     )
+
+
+def commit_staged_files(
+    spark, table: str, staged: str, partition_column: str, partition_value: str
+) -> int | None:
+    """Delta: publish the files staged at ``staged`` (a folder inside ``table``'s) as the
+    version's rows, without rewriting them; return the table version committed.
+
+    One Delta transaction removes the files the version's partition has and adds the
+    staged ones (their paths relative to the table, as Delta writes its own); it reads
+    the whole table, so a concurrent writer makes it fail rather than interleave. Delta
+    has no public API that commits files already written, so this uses Delta's own
+    (``DeltaLog``, ``OptimisticTransaction``, actions parsed from the protocol's JSON),
+    as its CONVERT and CLONE commands do. Returns None, having changed nothing, when this
+    session cannot reach them (Spark Connect; a Delta build without these classes):
+    the caller then copies the rows.
+    """
+    from py4j.protocol import Py4JError
+
+    jvm_session = getattr(spark, "_jsparkSession", None)
+    if jvm_session is None:
+        return None
+    jvm = spark._jvm
+    location = table_location(spark, table)
+    # everything but the commit itself: a failure here has changed nothing
+    try:
+        delta = jvm.org.apache.spark.sql.delta
+        transaction = delta.DeltaLog.forTable(jvm_session, location).startTransaction()
+        nothing = jvm.scala.Option.empty()
+        predicate = f"{partition_column} = {sql_literal(partition_value)}"
+        # recorded in the table's history as an overwrite of the version (replaceWhere)
+        operation = delta.DeltaOperations.Write(
+            jvm.org.apache.spark.sql.SaveMode.Overwrite,
+            nothing,
+            jvm.scala.Option.apply(predicate),
+            *[nothing] * 6,
+        )
+        actions = jvm.java.util.ArrayList()
+        current = transaction.filterFiles()  # every file: the transaction reads the whole table
+        for index in range(current.size()):
+            file = current.apply(index)
+            value = file.partitionValues().get(partition_column)
+            if value.isDefined() and value.get() == partition_value:
+                actions.add(file.remove())
+        path = jvm.org.apache.hadoop.fs.Path
+        files = path(location).getFileSystem(jvm_session.sessionState().newHadoopConf())
+        root = files.makeQualified(path(location)).toString().rstrip("/") + "/"
+        for status in files.listStatus(path(staged)):
+            name = status.getPath().getName()
+            if name.startswith(("_", ".")):  # _SUCCESS, files being written
+                continue
+            added = {
+                "path": quote(status.getPath().toString().removeprefix(root), safe="/"),
+                "partitionValues": {partition_column: partition_value},
+                "size": status.getLen(),
+                "modificationTime": status.getModificationTime(),
+                "dataChange": True,
+            }
+            actions.add(delta.actions.Action.fromJson(json.dumps({"add": added})))
+        committed = jvm.scala.jdk.javaapi.CollectionConverters.asScala(actions).toList()
+    except (Py4JError, TypeError) as error:  # TypeError: a class py4j cannot find
+        logger.debug(f"{table}: Delta's transaction classes out of reach ({error})")
+        return None
+    return transaction.commit(committed, operation)
+
+
+def unreferenced_delta_runs(spark, table: str, partition_value: str) -> list[str]:
+    """The run folders of a version's staged rows (``staged/<version>/<run>``) that no
+    version Delta keeps of ``table`` references (runs killed or stopped by a failed
+    audit before publishing; a copy's source): their full paths."""
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    jvm = spark._jvm
+    location = table_location(spark, table)
+    path = jvm.org.apache.hadoop.fs.Path
+    files = path(location).getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())
+    folder = path(version_folder(location, partition_value, "delta"))
+    if not files.exists(folder):
+        return []
+    runs = {
+        status.getPath().getName(): status.getPath().toString()
+        for status in files.listStatus(folder)
+    }
+    snapshot = jvm.org.apache.spark.sql.delta.DeltaLog.forTableWithSnapshot(
+        spark._jsparkSession, location
+    )._2()
+    relative = version_folder("", partition_value, "delta").lstrip("/") + "/"
+    referenced = (
+        DataFrame(snapshot.allFiles().toDF(), spark)
+        .select("path")
+        .union(DataFrame(snapshot.tombstones().toDF(), spark).select("path"))
+        .where(F.col("path").startswith(relative))
+        .select(F.split(F.col("path").substr(len(relative) + 1, 10_000), "/")[0])
+        .distinct()
+    )
+    kept = {row[0] for row in referenced.collect()}
+    return [full for name, full in runs.items() if name not in kept]

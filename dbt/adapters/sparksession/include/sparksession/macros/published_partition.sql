@@ -14,9 +14,11 @@
     The table's file_format config says how it publishes: a plain format
     (parquet) as above; iceberg: the parent wrote the rows onto a branch of
     the table and `main` is fast-forwarded to it (a metadata commit); delta:
-    the audited rows are copied in one transaction that replaces the
-    version's rows (replace where). Either way the audit relation then reads
-    the published rows and the staged ones (branches, folders) are removed.
+    the staged files are committed to the table in one transaction that
+    replaces the version's rows (no row rewritten; copied by `insert … replace
+    where` where Delta's transaction API is out of reach, as on Spark Connect).
+    Either way the audit relation then reads the published rows and the staged
+    rows no table version needs (branches, folders) are removed.
 
     The model's SQL selects the published columns from that parent; it is not
     run, but it must describe this table: its columns and types are checked
@@ -65,15 +67,20 @@
         {%- endcall %}
         {%- do adapter.after_publishing(target_relation, staged, column, value, file_format) -%}
     {%- elif file_format == 'delta' -%}
-        {#- the audited rows copied in one transaction that replaces the version's rows -#}
-        {% call statement('main') -%}
-            insert into {{ target_relation }}
-            replace where {{ column }} = {{ literal }}
-            select {{ published.keys() | join(', ') }}
-            from (
-                {{ sql }}
-            ) as audited
-        {%- endcall %}
+        {#- the audited files committed in one transaction that replaces the version's rows -#}
+        {%- set committed = adapter.commit_staged_files(target_relation, staged, column, value) -%}
+        {%- if committed is not none -%}
+            {%- do store_result('main', response=committed) -%}
+        {%- else -%}
+            {% call statement('main') -%}
+                insert into {{ target_relation }}
+                replace where {{ column }} = {{ literal }}
+                select {{ published.keys() | join(', ') }}
+                from (
+                    {{ sql }}
+                ) as audited
+            {%- endcall %}
+        {%- endif -%}
         {%- do adapter.after_publishing(target_relation, staged, column, value, file_format) -%}
     {%- else -%}
         {%- set location = adapter.table_location(staged) -%}
