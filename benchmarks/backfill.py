@@ -25,6 +25,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
+from stabilization_tools.synthetic import history as synthetic_history
 from stabilization_tools.synthetic import write_history
 
 
@@ -101,7 +102,9 @@ def main() -> None:
     versions = [f"2026-11-{day:02d}" for day in range(1, args.versions + 1)]
     with tempfile.TemporaryDirectory(prefix="bench_backfill_") as folder:
         root = Path(folder)
-        history = write_history(root / "data", versions, args.users, args.items, args.dimension)
+        history = write_history(
+            root / "data", synthetic_history(versions, args.users, args.items, args.dimension)
+        )
         single = one_process(history, root / "one_process")
         shutil.rmtree(root / "one_process")
         separate = process_per_version(history, versions, root / "per_version")

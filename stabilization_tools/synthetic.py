@@ -11,7 +11,14 @@ import pyarrow.parquet as pq
 
 from python_udfs.arrow import matrix_to_list_column
 
-__all__ = ["Retrain", "first_retrain", "next_retrain", "write_history", "write_parquet"]
+__all__ = [
+    "Retrain",
+    "first_retrain",
+    "history",
+    "next_retrain",
+    "write_history",
+    "write_parquet",
+]
 
 
 @dataclass(frozen=True)
@@ -76,30 +83,34 @@ def write_parquet(path: str | Path, ids: np.ndarray, matrix: np.ndarray, rows_pe
         pq.write_table(table.slice(start, rows_per_file), path / f"part-{number:05d}.parquet")
 
 
-def write_history(
-    root: str | Path,
-    versions: list[str],
-    users: int,
-    items: int,
-    dimension: int,
-    unrelated: tuple[str, ...] = (),
-) -> dict[str, str]:
-    """Write one retrain per version as Parquet tables partitioned by ``ds`` (``ds=…`` folders).
+def history(
+    versions: list[str], users: int, items: int, dimension: int, unrelated: tuple[str, ...] = ()
+) -> dict[str, Retrain]:
+    """One retrain per version, in order.
 
     Each retrain is the first one in new coordinates (``next_retrain`` of the first,
     not a chain: a chain of random maps grows ill-conditioned in float32); the
     versions in ``unrelated`` are another model on the same ids (as after a
-    retrain that learned something else: a drift alert). Returns
-    the relations of the two tables, ``parquet.`…/user_emb``` and ``…/item_emb``.
+    retrain that learned something else: a drift alert).
     """
-    root = Path(root)
     first = first_retrain(users=users, items=items, dimension=dimension, seed=0)
-    for number, ds in enumerate(versions):
-        retrain = next_retrain(first, seed=number) if number else first
-        if ds in unrelated:
-            retrain = first_retrain(
+    retrains = {}
+    for number, version in enumerate(versions):
+        retrains[version] = next_retrain(first, seed=number) if number else first
+        if version in unrelated:
+            retrains[version] = first_retrain(
                 users=users, items=items, dimension=dimension, seed=100 + number
             )
+    return retrains
+
+
+def write_history(root: str | Path, retrains: dict[str, Retrain]) -> dict[str, str]:
+    """Write retrains (:func:`history`) as Parquet tables partitioned by ``ds`` (``ds=…``
+    folders, one per version). Returns the relations of the two tables,
+    ``parquet.`…/user_emb``` and ``…/item_emb``.
+    """
+    root = Path(root)
+    for ds, retrain in retrains.items():
         write_parquet(
             root / "user_emb" / f"ds={ds}" / "part-0.parquet", retrain.user_ids, retrain.users
         )

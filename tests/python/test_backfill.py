@@ -1,23 +1,18 @@
 """scripts/backfill.py: a history of retrains, partitions of one table, stabilized
 in order; and what a kill does to what is published.
 
-The history (3 partitions) is backfilled twice:
+The history (3 partitions) is backfilled as a user runs it, in a process of its
+own on its own DBT_SPARK_HOME, SIGKILLed while the second version's rows are being
+written (before they are published), then started again (the script's main() in a
+child process that then dumps the tables it published). While the resumed backfill
+holds the embedded metastore, a second backfill on the same home is refused.
 
-- the reference, uninterrupted, in this process (the suite's warm Spark session,
-  a schema of its own);
-- as a user runs it, in a process of its own on its own DBT_SPARK_HOME, SIGKILLed
-  while the second version's rows are being written (before they are published),
-  then started again (the script's main() in a child process that then dumps the
-  tables it published). While the resumed backfill holds the embedded metastore, a
-  second backfill on the same home is refused.
-
-The resumed backfill ends with the reference's tables, row for row.
+The resumed backfill ends with the tables of the same chain computed in numpy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import io
 import json
@@ -26,12 +21,13 @@ import re
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import PROJECT_DIR, PUBLISHED_TABLES, DbtProject, wait_until
+from conftest import PROJECT_DIR, spark_session, stabilized_by_numpy, wait_until
 
+from stabilization_tools.synthetic import history as synthetic_history
 from stabilization_tools.synthetic import write_history
 
 pytestmark = pytest.mark.integration
@@ -44,14 +40,14 @@ UNRELATED = PARTITIONS[-1]
 BACKFILL = PROJECT_DIR / "scripts" / "backfill.py"
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "backfill"
-REFERENCE_SCHEMA = "backfill_reference"
+HERE_SCHEMA = "backfill_here"
+RETRAINS = synthetic_history(PARTITIONS, users=60, items=30, dimension=4, unrelated=(UNRELATED,))
 
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     """3 retrains as one Parquet table per side, partitioned by ds (ds=… folders)."""
-    root = tmp_path_factory.mktemp("history")
-    return write_history(root, PARTITIONS, users=60, items=30, dimension=4, unrelated=(UNRELATED,))
+    return write_history(tmp_path_factory.mktemp("history"), RETRAINS)
 
 
 def backfill_arguments(history, *more: str) -> list[str]:
@@ -110,7 +106,7 @@ def backfill_here(arguments: list[str], folder: Path) -> tuple[int, str]:
     backfill = backfill_module()
     output = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DBT_SCHEMA", REFERENCE_SCHEMA)
+        patch.setenv("DBT_SCHEMA", HERE_SCHEMA)
         patch.setenv("DBT_TARGET_PATH", str(folder / "target"))
         patch.setenv("DBT_LOG_PATH", str(folder / "logs"))
         patch.chdir(PROJECT_DIR)
@@ -139,55 +135,34 @@ def dumped_tables(home: Path) -> dict:
     return json.loads((home.parent / "dump.json").read_text())
 
 
-def published_files(schema_folder: Path) -> dict[str, str]:
-    """Every file of a schema's published tables, and a hash of its bytes."""
-    return {
-        str(path.relative_to(schema_folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for table in PUBLISHED_TABLES
-        for path in sorted((schema_folder / table).rglob("*"))
-        if path.is_file()
-    }
-
-
 @pytest.fixture(scope="module")
-def backfills(history, spark_home, tmp_path_factory):
-    """The reference backfill (here), and the one killed (SIGKILL) while the second
-    version's rows are written and started again, with the intruder refused while
-    it ran; their outputs and tables."""
-    root = tmp_path_factory.mktemp("backfills")
-    home = root / "killed" / "home"
+def backfills(history, tmp_path_factory):
+    """The backfill killed (SIGKILL) while the second version's rows are written and
+    started again, with the intruder refused while it ran: what it had published at
+    the kill, the resumed one's output and tables."""
+    home = tmp_path_factory.mktemp("backfills") / "killed" / "home"
+    home.parent.mkdir()
     staged_rows = home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings" / "_staged"
-    killed = run_backfill(home, backfill_arguments(history), root / "killed.out")
+    killed = run_backfill(home, backfill_arguments(history), home.parent / "killed.out")
+    try:
+        # (or the backfill ended: then what it published is checked, and fails)
+        wait_until(
+            lambda: published_partitions(home) or killed.poll() is not None,
+            900,
+            "the first version published",
+        )
+        wait_until(
+            lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*")) or killed.poll() is not None,
+            300,
+            "the second version's rows being written",
+            interval=0.01,
+        )
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    published_at_kill = published_partitions(home)
 
-    def kill_while_the_second_version_is_written():
-        try:
-            # (or the backfill ended: then what it published is checked, and fails)
-            wait_until(
-                lambda: published_partitions(home) or killed.poll() is not None,
-                900,
-                "the first version published",
-            )
-            wait_until(
-                lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*")) or killed.poll() is not None,
-                300,
-                "the second version's rows being written",
-                interval=0.01,
-            )
-        finally:
-            os.killpg(killed.pid, signal.SIGKILL)
-            killed.wait()
-        return published_partitions(home)
-
-    killer = ThreadPoolExecutor(1).submit(kill_while_the_second_version_is_written)
-    # meanwhile, the reference: the same backfill, uninterrupted
-    reference_code, reference_output = backfill_here(backfill_arguments(history), root / "here")
-    assert reference_code == 0, reference_output[-3000:]
-    reference_tables = DbtProject(
-        REFERENCE_SCHEMA, root / "here" / "target", root
-    ).published_tables(drop_columns=("published_at",))
-    published_at_kill = killer.result()
-
-    resumed_output = root / "resumed.out"
+    resumed_output = home.parent / "resumed.out"
     resumed = run_backfill(home, backfill_arguments(history), resumed_output, dump=True)
     try:
         # it holds the metastore once it has looked for the versions published before
@@ -210,37 +185,51 @@ def backfills(history, spark_home, tmp_path_factory):
         if resumed.poll() is None:
             os.killpg(resumed.pid, signal.SIGKILL)
     return {
-        "reference": (reference_output, reference_tables),
         "resumed": (home, resumed_output.read_text(), dumped_tables(home)),
         "published_at_kill": published_at_kill,
         "intruder": (intruder, resumed.pid),
-        "here": root / "here",
     }
 
 
+def published_version(tables: dict, name: str, version: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float64 matrix) of one version of a dumped embedding table, ordered by id."""
+    rows = sorted(
+        (row["id"], row["embedding"]) for row in tables[name] if row["embedding_version"] == version
+    )
+    return np.array([row[0] for row in rows]), np.array([row[1] for row in rows], np.float64)
+
+
 def test_backfill_aligns_each_partition_to_the_one_before(backfills):
-    output, tables = backfills["reference"]
+    _, output, tables = backfills["resumed"]
     runs = tables["stabilization_runs"]
     assert [run["embedding_version"] for run in runs] == PARTITIONS
     assert [run["base_version"] for run in runs] == [None, *PARTITIONS[:-1]]
     assert all(run["max_dot_product_error"] < 1e-5 for run in runs)
     assert all(run["mean_cosine_stabilized"] > 0.9 for run in runs[1:-1])
+    # the embeddings are those of the same chain computed in numpy
+    for version, expected in stabilized_by_numpy(RETRAINS).items():
+        for name, (expected_ids, expected_rows) in expected.items():
+            ids, rows = published_version(tables, name, version)
+            np.testing.assert_array_equal(ids, expected_ids)
+            np.testing.assert_allclose(
+                rows, expected_rows, rtol=1e-5, atol=1e-5 * np.abs(expected_rows).max()
+            )
     # the progress bar (version i / N, the node running) and the summary table
     count = len(PARTITIONS)
     assert f"{count}/{count} {PARTITIONS[-1]}" in output and "int_transforms_solved" in output
-    summary = output.rsplit(f"built {count} of {count} versions in", 1)[1]
+    summary = output.rsplit(f"built {count - 1} of {count} versions in", 1)[1]
     assert re.search(
         r"version +base +rows +aligned ids +stabilized cosine +max dot err +alerts +run", summary
     )
-    for version in PARTITIONS[:-1]:
-        assert re.search(rf"{version} .* - +built", summary), summary  # no alert
+    assert re.search(rf"{PARTITIONS[0]} .* - +published before", summary), summary
+    assert re.search(rf"{PARTITIONS[1]} .* - +built", summary), summary  # no alert
 
 
 def test_the_backfill_summary_shows_the_drift_alerts_it_raised(backfills):
     """A warning in dbt's log is easy to miss: the summary lists each version's alerts,
     and their messages follow the table (the backfill still succeeds: they warn)."""
-    output, _ = backfills["reference"]
-    summary = output.rsplit(f"built {len(PARTITIONS)} of {len(PARTITIONS)} versions in", 1)[1]
+    _, output, _ = backfills["resumed"]
+    summary = output.rsplit(f"of {len(PARTITIONS)} versions in", 1)[1]
     assert re.search(rf"{UNRELATED} .*stabilized_cosine.* built", summary), summary
     assert re.search(r"\d drift alerts? in 1 of 3 versions:", summary), summary
     assert (
@@ -260,15 +249,15 @@ def test_fail_on_alert_makes_the_builds_fail_on_a_drift_alert_and_tells_it_apart
     assert not backfill.alert_stopped([])
 
 
-def test_a_backfill_killed_while_writing_resumes_to_the_tables_of_an_uninterrupted_one(
-    backfills,
-):
-    home, output, tables = backfills["resumed"]
-    # killed after the second version's rows were staged, before they were published
+def test_a_backfill_killed_while_writing_resumes_where_it_stopped(backfills):
+    """Killed after the second version's rows were staged, before they were published:
+    the first version stayed published and was not built again; the resumed backfill
+    published the others (their tables: the test above) and removed the killed run's
+    staged rows."""
+    home, output, _ = backfills["resumed"]
     assert backfills["published_at_kill"] == [f"embedding_version={PARTITIONS[0]}"]
     assert "1 of 3 versions published before: skipped" in output, output[-3000:]
-    assert tables == backfills["reference"][1]
-    # the killed run's staged rows are gone: one folder per version, the published one
+    # one folder per version: the published one
     staged = home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings" / "_staged"
     assert len(list(staged.glob(f"{PARTITIONS[1]}-*/*"))) == 1
 
@@ -282,13 +271,16 @@ def test_a_second_run_on_an_embedded_metastore_in_use_is_refused(backfills):
     assert f"pid {holder_pid}" in output
 
 
-def test_a_failure_stops_the_backfill_and_keeps_what_was_published(history, backfills, spark_home):
-    before = published_files(spark_home / "warehouse" / f"{REFERENCE_SCHEMA}.db")
-    # 2026-11-09 is in no partition: the first build fails, nothing more is tried
-    arguments = backfill_arguments(history, "--versions", "2026-11-09", "2026-11-10")
-    code, text = backfill_here(arguments, backfills["here"])
+def test_a_failure_stops_the_backfill_and_keeps_what_was_published(history, spark_home, tmp_path):
+    # 2026-11-09 is in no partition: the first version is published, the second
+    # version's build fails, nothing more is tried
+    arguments = backfill_arguments(history, "--versions", PARTITIONS[0], "2026-11-09", "2026-11-10")
+    code, text = backfill_here(arguments, tmp_path)
     assert code == 1
     assert "version 2026-11-09 failed; the versions before it stay published." in text
     assert "the relation has no rows for filter `ds` = '2026-11-09' (var embeddings_filter)" in text
     assert "2026-11-10" not in text.split("failed;", 1)[1]
-    assert published_files(spark_home / "warehouse" / f"{REFERENCE_SCHEMA}.db") == before
+    published = spark_session().sql(
+        f"select embedding_version from {HERE_SCHEMA}.stabilization_runs"
+    )
+    assert [row[0] for row in published.collect()] == [PARTITIONS[0]]
