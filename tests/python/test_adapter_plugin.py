@@ -13,6 +13,7 @@ from dbt.adapters.sparksession import connections
 from dbt.adapters.sparksession.connections import SparksessionCredentials, open_ahead
 from dbt.adapters.sparksession.impl import spark_reason
 from dbt.adapters.sparksession.remote import _apply_parameters, _grpc_reason, package_zip
+from dbt.adapters.sparksession.session import jars_listed
 
 
 def credentials(**fields) -> SparksessionCredentials:
@@ -75,6 +76,16 @@ def test_a_failure_to_open_ahead_is_left_for_dbts_own_connection(monkeypatch):
     thread.join(timeout=10)
     # ended quietly (no traceback on the console): dbt's open() meets the error again and reports it
     assert not thread.is_alive() and uncaught == []
+
+
+def test_spark_jars_patterns_are_listed_as_the_files_they_match(tmp_path):
+    for name in ("b.jar", "a.jar", "notes.txt"):
+        (tmp_path / name).write_text("")
+    jars = f"{tmp_path}/*.jar, s3://bucket/x.jar,{tmp_path}/none-*.jar"
+    # a pattern matching nothing, and a remote one, are left for Spark to report
+    assert jars_listed(jars) == ",".join(
+        [f"{tmp_path}/a.jar", f"{tmp_path}/b.jar", "s3://bucket/x.jar", f"{tmp_path}/none-*.jar"]
+    )
 
 
 def test_package_zip_holds_the_package_sources_only(tmp_path):

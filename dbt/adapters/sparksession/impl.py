@@ -229,8 +229,11 @@ class SparksessionAdapter(SparkAdapter):
     ):
         """Delta: publish the version's rows the audit table ``staged`` reads (files
         staged inside ``relation``'s folder) by committing those files to ``relation``
-        (:func:`publication.commit_staged_files`); an adapter response for dbt, or None
-        when this session cannot commit them so (the caller copies the rows)."""
+        (:func:`publication.commit_staged_files`), then make ``staged`` a view of the
+        published rows and remove the version's staged folders no table version
+        references. An adapter response for dbt; None, having changed nothing, when
+        this session cannot commit them so (the caller copies the rows, then calls
+        :meth:`after_publishing`)."""
         session = self._session()
         committed = publication.commit_staged_files(
             session, str(relation), self.table_location(staged), column, value
@@ -238,7 +241,21 @@ class SparksessionAdapter(SparkAdapter):
         if committed is None:
             logger.debug(f"{relation}: the audited rows are copied instead")
             return None
-        return AdapterResponse(_message=f"COMMIT version {committed} of {relation}")
+        self._view_of_published_rows(relation, staged, column, value, drop_table=True)
+        self._remove_unreferenced_delta_runs(relation, value, committed.runs)
+        return AdapterResponse(_message=f"COMMIT version {committed.version} of {relation}")
+
+    def _view_of_published_rows(
+        self, relation: BaseRelation, staged: BaseRelation, column: str, value: str, drop_table
+    ) -> None:
+        """The audit relation ``staged`` becomes a view of the version's published rows."""
+        session = self._session()
+        columns = [col.name for col in self.get_columns_in_relation(relation)]
+        if drop_table:
+            session.sql(f"drop table if exists {staged}")  # external: its files stay
+        publication.create_partition_view(
+            session, str(staged), str(relation), columns, column, value
+        )
 
     @available
     def after_publishing(
@@ -255,12 +272,8 @@ class SparksessionAdapter(SparkAdapter):
         becomes a view of the published rows, and what held staged rows no table
         version needs (the version's branches; staged folders of other runs, or of
         this one if copied) is removed."""
-        session = self._session()
-        columns = [col.name for col in self.get_columns_in_relation(relation)]
-        if file_format == "delta":
-            session.sql(f"drop table if exists {staged}")  # external: its files stay
-        publication.create_partition_view(
-            session, str(staged), str(relation), columns, column, value
+        self._view_of_published_rows(
+            relation, staged, column, value, drop_table=file_format == "delta"
         )
         self.remove_version_files(relation, value, file_format)
 
@@ -275,8 +288,6 @@ class SparksessionAdapter(SparkAdapter):
         travel's until VACUUM removes them). Whether there was one to remove. Classic
         sessions only (as :meth:`remove_unpublished_files`: logs what is left on
         Spark Connect)."""
-        from py4j.protocol import Py4JError
-
         session = self._session()
         if table_format == "iceberg":
             return bool(publication.drop_staged_branches(session, str(relation), value))
@@ -291,17 +302,30 @@ class SparksessionAdapter(SparkAdapter):
             return False
         files, path = file_system
         if table_format == "delta":
-            try:
-                unreferenced = publication.unreferenced_delta_runs(session, str(relation), value)
-            except (Py4JError, TypeError) as error:  # a Delta build without these classes
-                logger.debug(f"staged files of {relation} left to VACUUM: {error}")
-                return False
-            for run in unreferenced:
-                files.delete(path(run), True)
-            if unreferenced:
-                logger.debug(f"removed staged files of {relation} no version needs: {unreferenced}")
-            return bool(unreferenced)
+            return self._remove_unreferenced_delta_runs(relation, value)
         return bool(files.exists(path(folder)) and files.delete(path(folder), True))
+
+    def _remove_unreferenced_delta_runs(
+        self, relation: BaseRelation, value: str, referenced: frozenset[str] = frozenset()
+    ) -> bool:
+        """Remove the version's staged run folders no version of the Delta table
+        references (``referenced``: run folder names known to be); whether any was."""
+        from py4j.protocol import Py4JError
+
+        session = self._session()
+        try:
+            unreferenced = publication.unreferenced_delta_runs(
+                session, str(relation), value, referenced
+            )
+        except (Py4JError, TypeError) as error:  # a Delta build without these classes
+            logger.debug(f"staged files of {relation} left to VACUUM: {error}")
+            return False
+        files, path = self._file_system(self.table_location(relation))
+        for run in unreferenced:
+            files.delete(path(run), True)
+        if unreferenced:
+            logger.debug(f"removed staged files of {relation} no version needs: {unreferenced}")
+        return bool(unreferenced)
 
 
 def invoked_command() -> str | None:

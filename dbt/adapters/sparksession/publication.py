@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import NamedTuple
 from urllib.parse import quote, urlparse
 
 from dbt.adapters.events.logging import AdapterLogger
@@ -273,11 +274,21 @@ def create_partition_view(
     )
 
 
+class DeltaCommit(NamedTuple):
+    """A version's staged files committed to a Delta table."""
+
+    #: the table version the commit made
+    version: int
+    #: the version's run folders (``staged/<version>/<run>``) the table references for
+    #: certain: the committed one and those of the files the commit removed
+    runs: frozenset[str]
+
+
 def commit_staged_files(
     spark, table: str, staged: str, partition_column: str, partition_value: str
-) -> int | None:
+) -> DeltaCommit | None:
     """Delta: publish the files staged at ``staged`` (a folder inside ``table``'s) as the
-    version's rows, without rewriting them; return the table version committed.
+    version's rows, without rewriting them.
 
     One Delta transaction removes the files the version's partition has and adds the
     staged ones (their paths relative to the table, as Delta writes its own); it reads
@@ -309,12 +320,16 @@ def commit_staged_files(
             *[nothing] * 6,
         )
         actions = jvm.java.util.ArrayList()
+        runs = {staged.rstrip("/").rsplit("/", 1)[-1]}
+        runs_folder = version_folder("", partition_value, "delta").lstrip("/") + "/"
         current = transaction.filterFiles()  # every file: the transaction reads the whole table
         for index in range(current.size()):
             file = current.apply(index)
             value = file.partitionValues().get(partition_column)
             if value.isDefined() and value.get() == partition_value:
                 actions.add(file.remove())
+                if file.path().startswith(runs_folder):
+                    runs.add(file.path().removeprefix(runs_folder).split("/", 1)[0])
         path = jvm.org.apache.hadoop.fs.Path
         files = path(location).getFileSystem(jvm_session.sessionState().newHadoopConf())
         root = files.makeQualified(path(location)).toString().rstrip("/") + "/"
@@ -334,13 +349,17 @@ def commit_staged_files(
     except (Py4JError, TypeError) as error:  # TypeError: a class py4j cannot find
         logger.debug(f"{table}: Delta's transaction classes out of reach ({error})")
         return None
-    return transaction.commit(committed, operation)
+    return DeltaCommit(transaction.commit(committed, operation), frozenset(runs))
 
 
-def unreferenced_delta_runs(spark, table: str, partition_value: str) -> list[str]:
+def unreferenced_delta_runs(
+    spark, table: str, partition_value: str, referenced: frozenset[str] = frozenset()
+) -> list[str]:
     """The run folders of a version's staged rows (``staged/<version>/<run>``) that no
     version Delta keeps of ``table`` references (runs killed or stopped by a failed
-    audit before publishing; a copy's source): their full paths."""
+    audit before publishing; a copy's source): their full paths. Delta's log is read
+    only when there are folders other than those known ``referenced`` (a query of
+    the table's files and tombstones: a second or so)."""
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
@@ -355,6 +374,8 @@ def unreferenced_delta_runs(spark, table: str, partition_value: str) -> list[str
         status.getPath().getName(): status.getPath().toString()
         for status in files.listStatus(folder)
     }
+    if set(runs) <= referenced:
+        return []
     snapshot = jvm.org.apache.spark.sql.delta.DeltaLog.forTableWithSnapshot(
         spark._jsparkSession, location
     )._2()

@@ -80,8 +80,8 @@
                     {{ sql }}
                 ) as audited
             {%- endcall %}
+            {%- do adapter.after_publishing(target_relation, staged, column, value, file_format) -%}
         {%- endif -%}
-        {%- do adapter.after_publishing(target_relation, staged, column, value, file_format) -%}
     {%- else -%}
         {%- set location = adapter.table_location(staged) -%}
         {%- set partition = "partition (" ~ column ~ " = " ~ literal ~ ")" -%}
