@@ -380,7 +380,8 @@ def unreferenced_delta_runs(
         spark._jsparkSession, location
     )._2()
     relative = version_folder("", partition_value, "delta").lstrip("/") + "/"
-    referenced = (
+    # the run folder of every file the table holds or keeps for time travel (tombstones)
+    read_by_the_log = (
         DataFrame(snapshot.allFiles().toDF(), spark)
         .select("path")
         .union(DataFrame(snapshot.tombstones().toDF(), spark).select("path"))
@@ -388,5 +389,5 @@ def unreferenced_delta_runs(
         .select(F.split(F.col("path").substr(len(relative) + 1, 10_000), "/")[0])
         .distinct()
     )
-    kept = {row[0] for row in referenced.collect()}
+    kept = {row[0] for row in read_by_the_log.collect()}
     return [full for name, full in runs.items() if name not in kept]
