@@ -7,6 +7,7 @@ apart by giving each its own target schema (``DBT_SCHEMA``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -281,6 +282,24 @@ def isolated_python(folder: Path) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+@contextlib.contextmanager
+def sigkilled_on_leaving(process: subprocess.Popen):
+    """For a process started with ``start_new_session=True`` that a test kills at a
+    chosen moment: yields ``wait(condition, timeout, what, interval=0.5)``, which
+    waits (:func:`wait_until`) until ``condition`` holds or the process ended by itself
+    (what it left is then checked, and fails); leaving the block SIGKILLs the process's
+    group and reaps it, however the block ends."""
+
+    def wait(condition, timeout: float, what: str, interval: float = 0.5) -> None:
+        wait_until(lambda: condition() or process.poll() is not None, timeout, what, interval)
+
+    try:
+        yield wait
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:

@@ -25,7 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT_DIR, spark_session, stabilized_by_numpy, wait_until
+from conftest import (
+    PROJECT_DIR,
+    sigkilled_on_leaving,
+    spark_session,
+    stabilized_by_numpy,
+    wait_until,
+)
 
 from stabilization_tools.synthetic import history as synthetic_history
 from stabilization_tools.synthetic import write_history
@@ -144,22 +150,14 @@ def backfills(history, tmp_path_factory):
     home.parent.mkdir()
     staged_rows = home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings" / "_staged"
     killed = run_backfill(home, backfill_arguments(history), home.parent / "killed.out")
-    try:
-        # (or the backfill ended: then what it published is checked, and fails)
-        wait_until(
-            lambda: published_partitions(home) or killed.poll() is not None,
-            900,
-            "the first version published",
-        )
-        wait_until(
-            lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*")) or killed.poll() is not None,
+    with sigkilled_on_leaving(killed) as wait:
+        wait(lambda: published_partitions(home), 900, "the first version published")
+        wait(
+            lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*")),
             300,
             "the second version's rows being written",
             interval=0.01,
         )
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
     published_at_kill = published_partitions(home)
 
     resumed_output = home.parent / "resumed.out"

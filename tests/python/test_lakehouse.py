@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, run_pytest, wait_until
+from conftest import PROJECT_DIR, run_pytest, sigkilled_on_leaving
 
 from stabilization_tools.synthetic import first_retrain, next_retrain, write_parquet
 
@@ -132,27 +132,19 @@ def test_lakehouse_tables_keep_the_guarantees_of_the_hive_tables(table_format, t
             stderr=subprocess.STDOUT,
         )
     users = tables / "stabilized_user_embeddings"
-    try:
-        wait_until(
-            lambda: (
-                data_files(tables / "stabilization_runs", table_format, "v2")
-                or killed.poll() is not None
-            ),
+    with sigkilled_on_leaving(killed) as wait:
+        wait(
+            lambda: data_files(tables / "stabilization_runs", table_format, "v2"),
             600,
             "v2 published by the backfill",
         )
         published_files = data_files(users, table_format, "v2")
-        wait_until(
-            lambda: (
-                data_files(users, table_format, "v2") > published_files or killed.poll() is not None
-            ),
+        wait(
+            lambda: data_files(users, table_format, "v2") > published_files,
             300,
             "the rebuild writing v2's rows again",
             interval=0.01,
         )
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
     assert killed.returncode == -signal.SIGKILL, (tmp_path / "killed.out").read_text()[-3000:]
 
     scenarios = run_pytest(

@@ -163,12 +163,7 @@ class SparksessionAdapter(SparkAdapter):
     def _file_system(self, location: str):
         """(the Hadoop file system of ``location``, Hadoop's Path), or None on Spark
         Connect, whose client cannot reach the server's file system."""
-        session = self._session()
-        jvm_session = getattr(session, "_jsparkSession", None)
-        if jvm_session is None:
-            return None
-        path = session._jvm.org.apache.hadoop.fs.Path
-        return path(location).getFileSystem(jvm_session.sessionState().newHadoopConf()), path
+        return publication.hadoop_file_system(self._session(), location)
 
     @available
     def remove_unpublished_files(
@@ -234,15 +229,15 @@ class SparksessionAdapter(SparkAdapter):
         references. An adapter response for dbt; None, having changed nothing, when
         this session cannot commit them so (the caller copies the rows, then calls
         :meth:`after_publishing`)."""
-        session = self._session()
+        location = self.table_location(relation)
         committed = publication.commit_staged_files(
-            session, str(relation), self.table_location(staged), column, value
+            self._session(), location, self.table_location(staged), column, value
         )
         if committed is None:
             logger.debug(f"{relation}: the audited rows are copied instead")
             return None
         self._view_of_published_rows(relation, staged, column, value, drop_table=True)
-        self._remove_unreferenced_delta_runs(relation, value, committed.runs)
+        self._remove_unreferenced_delta_runs(relation, location, value, committed.runs)
         return AdapterResponse(_message=f"COMMIT version {committed.version} of {relation}")
 
     def _view_of_published_rows(
@@ -300,32 +295,33 @@ class SparksessionAdapter(SparkAdapter):
                 "removed (the server's file system is out of reach)"
             )
             return False
-        files, path = file_system
         if table_format == "delta":
-            return self._remove_unreferenced_delta_runs(relation, value)
+            return self._remove_unreferenced_delta_runs(relation, location, value)
+        files, path = file_system
         return bool(files.exists(path(folder)) and files.delete(path(folder), True))
 
     def _remove_unreferenced_delta_runs(
-        self, relation: BaseRelation, value: str, referenced: frozenset[str] = frozenset()
+        self,
+        relation: BaseRelation,
+        location: str,
+        value: str,
+        referenced: frozenset[str] = frozenset(),
     ) -> bool:
-        """Remove the version's staged run folders no version of the Delta table
-        references (``referenced``: run folder names known to be); whether any was."""
+        """Remove the version's staged run folders no version of the Delta table at
+        ``location`` references (``referenced``: run folder names known to be);
+        whether any was. Classic sessions only."""
         from py4j.protocol import Py4JError
 
-        session = self._session()
         try:
-            unreferenced = publication.unreferenced_delta_runs(
-                session, str(relation), value, referenced
+            removed = publication.remove_unreferenced_delta_runs(
+                self._session(), location, value, referenced
             )
         except (Py4JError, TypeError) as error:  # a Delta build without these classes
             logger.debug(f"staged files of {relation} left to VACUUM: {error}")
             return False
-        files, path = self._file_system(self.table_location(relation))
-        for run in unreferenced:
-            files.delete(path(run), True)
-        if unreferenced:
-            logger.debug(f"removed staged files of {relation} no version needs: {unreferenced}")
-        return bool(unreferenced)
+        if removed:
+            logger.debug(f"removed staged files of {relation} no version needs: {removed}")
+        return bool(removed)
 
 
 def invoked_command() -> str | None:

@@ -153,6 +153,16 @@ def table_location(spark, table: str) -> str:
     return location
 
 
+def hadoop_file_system(spark, location: str):
+    """(the Hadoop file system of ``location``, Hadoop's ``Path``), or None on Spark
+    Connect, whose client cannot reach the server's file system."""
+    jvm_session = getattr(spark, "_jsparkSession", None)
+    if jvm_session is None:
+        return None
+    path = spark._jvm.org.apache.hadoop.fs.Path
+    return path(location).getFileSystem(jvm_session.sessionState().newHadoopConf()), path
+
+
 def stage_for_publication(
     spark,
     dataframe,
@@ -284,11 +294,17 @@ class DeltaCommit(NamedTuple):
     runs: frozenset[str]
 
 
+def delta_runs_prefix(partition_value: str) -> str:
+    """Where a version's staged run folders are, relative to its Delta table's folder
+    (``staged/<version>-<hash>/``), as Delta's log writes the paths of their files."""
+    return version_folder("", partition_value, "delta").lstrip("/") + "/"
+
+
 def commit_staged_files(
-    spark, table: str, staged: str, partition_column: str, partition_value: str
+    spark, location: str, staged: str, partition_column: str, partition_value: str
 ) -> DeltaCommit | None:
-    """Delta: publish the files staged at ``staged`` (a folder inside ``table``'s) as the
-    version's rows, without rewriting them.
+    """Delta: publish the files staged at ``staged`` (a folder inside the folder of the
+    Delta table at ``location``) as the version's rows, without rewriting them.
 
     One Delta transaction removes the files the version's partition has and adds the
     staged ones (their paths relative to the table, as Delta writes its own); it reads
@@ -301,15 +317,15 @@ def commit_staged_files(
     """
     from py4j.protocol import Py4JError
 
-    jvm_session = getattr(spark, "_jsparkSession", None)
-    if jvm_session is None:
+    file_system = hadoop_file_system(spark, location)
+    if file_system is None:
         return None
+    files, path = file_system
     jvm = spark._jvm
-    location = table_location(spark, table)
     # everything but the commit itself: a failure here has changed nothing
     try:
         delta = jvm.org.apache.spark.sql.delta
-        transaction = delta.DeltaLog.forTable(jvm_session, location).startTransaction()
+        transaction = delta.DeltaLog.forTable(spark._jsparkSession, location).startTransaction()
         nothing = jvm.scala.Option.empty()
         predicate = f"{partition_column} = {sql_literal(partition_value)}"
         # recorded in the table's history as an overwrite of the version (replaceWhere)
@@ -321,17 +337,15 @@ def commit_staged_files(
         )
         actions = jvm.java.util.ArrayList()
         runs = {staged.rstrip("/").rsplit("/", 1)[-1]}
-        runs_folder = version_folder("", partition_value, "delta").lstrip("/") + "/"
+        runs_prefix = delta_runs_prefix(partition_value)
         current = transaction.filterFiles()  # every file: the transaction reads the whole table
         for index in range(current.size()):
             file = current.apply(index)
             value = file.partitionValues().get(partition_column)
             if value.isDefined() and value.get() == partition_value:
                 actions.add(file.remove())
-                if file.path().startswith(runs_folder):
-                    runs.add(file.path().removeprefix(runs_folder).split("/", 1)[0])
-        path = jvm.org.apache.hadoop.fs.Path
-        files = path(location).getFileSystem(jvm_session.sessionState().newHadoopConf())
+                if file.path().startswith(runs_prefix):
+                    runs.add(file.path().removeprefix(runs_prefix).split("/", 1)[0])
         root = files.makeQualified(path(location)).toString().rstrip("/") + "/"
         for status in files.listStatus(path(staged)):
             name = status.getPath().getName()
@@ -347,26 +361,24 @@ def commit_staged_files(
             actions.add(delta.actions.Action.fromJson(json.dumps({"add": added})))
         committed = jvm.scala.jdk.javaapi.CollectionConverters.asScala(actions).toList()
     except (Py4JError, TypeError) as error:  # TypeError: a class py4j cannot find
-        logger.debug(f"{table}: Delta's transaction classes out of reach ({error})")
+        logger.debug(f"{location}: Delta's transaction classes out of reach ({error})")
         return None
     return DeltaCommit(transaction.commit(committed, operation), frozenset(runs))
 
 
-def unreferenced_delta_runs(
-    spark, table: str, partition_value: str, referenced: frozenset[str] = frozenset()
+def remove_unreferenced_delta_runs(
+    spark, location: str, partition_value: str, referenced: frozenset[str] = frozenset()
 ) -> list[str]:
-    """The run folders of a version's staged rows (``staged/<version>/<run>``) that no
-    version Delta keeps of ``table`` references (runs killed or stopped by a failed
-    audit before publishing; a copy's source): their full paths. Delta's log is read
-    only when there are folders other than those known ``referenced`` (a query of
-    the table's files and tombstones: a second or so)."""
+    """Remove the run folders of a version's staged rows (``staged/<version>/<run>``)
+    that no version Delta keeps of the table at ``location`` references (runs killed
+    or stopped by a failed audit before publishing; a copy's source); return their
+    full paths. Delta's log is read only when there are folders other than those
+    known ``referenced`` (a query of the table's files and tombstones: a second or
+    so). Classic sessions only (see :func:`hadoop_file_system`)."""
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
-    jvm = spark._jvm
-    location = table_location(spark, table)
-    path = jvm.org.apache.hadoop.fs.Path
-    files = path(location).getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())
+    files, path = hadoop_file_system(spark, location)
     folder = path(version_folder(location, partition_value, "delta"))
     if not files.exists(folder):
         return []
@@ -376,18 +388,21 @@ def unreferenced_delta_runs(
     }
     if set(runs) <= referenced:
         return []
-    snapshot = jvm.org.apache.spark.sql.delta.DeltaLog.forTableWithSnapshot(
+    snapshot = spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTableWithSnapshot(
         spark._jsparkSession, location
     )._2()
-    relative = version_folder("", partition_value, "delta").lstrip("/") + "/"
+    runs_prefix = delta_runs_prefix(partition_value)
     # the run folder of every file the table holds or keeps for time travel (tombstones)
     read_by_the_log = (
         DataFrame(snapshot.allFiles().toDF(), spark)
         .select("path")
         .union(DataFrame(snapshot.tombstones().toDF(), spark).select("path"))
-        .where(F.col("path").startswith(relative))
-        .select(F.split(F.col("path").substr(len(relative) + 1, 10_000), "/")[0])
+        .where(F.col("path").startswith(runs_prefix))
+        .select(F.split(F.col("path").substr(len(runs_prefix) + 1, 10_000), "/")[0])
         .distinct()
     )
     kept = {row[0] for row in read_by_the_log.collect()}
-    return [full for name, full in runs.items() if name not in kept]
+    removed = [full for name, full in runs.items() if name not in kept]
+    for run in removed:
+        files.delete(path(run), True)
+    return removed
