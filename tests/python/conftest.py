@@ -47,7 +47,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 #: hands whole modules to its two workers in this order, so that no long module is
 #: left to start when the other worker has nothing more to do.
 SLOWEST_MODULES = (
-    "test_spark35",
     "test_backfill",
     "test_cluster",
     "test_connect",
