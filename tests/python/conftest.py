@@ -70,8 +70,9 @@ def pytest_collection_modifyitems(items):
 
 def run_pytest(python: str, arguments: list[str], env: dict, timeout: int):
     """pytest in a process of its own (``python -m pytest``, in the project); fails with
-    the run's failure lines (``E …``, ``FAILED …``; else its output's tail) unless it
-    succeeded. Returns the finished process."""
+    the run's failure lines (``E …``, ``FAILED …``; else its output's tail) and its
+    stderr's tail (where a JVM that died says why) unless it succeeded. Returns the
+    finished process."""
     run = subprocess.run(
         [python, "-m", "pytest", "-p", "no:cacheprovider", *arguments],
         cwd=PROJECT_DIR,
@@ -82,7 +83,8 @@ def run_pytest(python: str, arguments: list[str], env: dict, timeout: int):
         check=False,
     )
     failures = [line[:400] for line in run.stdout.splitlines() if line.startswith(("E ", "FAILED"))]
-    assert run.returncode == 0, "\n".join(failures[-60:]) or run.stdout[-5000:] + run.stderr[-3000:]
+    stderr = f"\n--- stderr, last lines ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, ("\n".join(failures[-60:]) or run.stdout[-5000:]) + stderr
     return run
 
 
