@@ -99,7 +99,7 @@ docs: setup
 	$(DEMO_ENV) $(BIN)/dbt docs generate --no-compile
 	$(DEMO_ENV) $(BIN)/dbt docs serve --port 8080 --no-browser
 
-# The lakehouse tests (Iceberg and Delta; ~7 min) and the Spark 3.5 ones (~5 min) run as
+# The lakehouse tests (Iceberg and Delta; ~5.5 min) and the Spark 3.5 ones (~5 min) run as
 # steps of their own, after it: inside it each took the suite past its 25 minutes (on a
 # fresh clone, 2026-11-30: 26.9 min with the lakehouse tests; 26.2 min with the 3.5 ones,
 # set-up of .venv-spark3.5 included, their part 474 s beside the other worker)

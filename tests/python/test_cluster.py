@@ -107,7 +107,7 @@ def cluster(tmp_path_factory):
             stop_process_group(process, timeout=20)
 
 
-#: Spark 3.5 (make test runs this module on it too, test_spark35.py) publishes one
+#: Spark 3.5 (make test-spark3.5 runs this module on it too, test_spark35.py) publishes one
 #: version: spark-submit on a 3.5 cluster. Aligning a version to the one before on
 #: a cluster is the same code on both lines, and is tested on 4.x.
 VERSIONS = ("v1",) if pyspark.__version__.startswith("3.") else ("v1", "v2")

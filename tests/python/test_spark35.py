@@ -1,7 +1,7 @@
 """The pipeline, every bad input, partitioned inputs and spark-submit on a standalone
 cluster, on Spark 3.5 as well: those modules run again by the Python of the Spark 3.5
-environment (``.venv-spark3.5``), in one pytest process of its own (one Spark session
-in all).
+environment (``.venv-spark3.5``), in one pytest process of its own (one local Spark
+session for its modules).
 
 ``make test-spark3.5`` (a step of CI of its own, after ``make test``) passes that
 Python as ``SPARK35_PYTHON``; without it (``make test``, a plain ``pytest``) this is
