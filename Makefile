@@ -27,17 +27,26 @@ PROJECT_EXTRAS := -e '.[test,report,lint]'
 # pyspark 3.5 pins numpy < 2; pyarrow 22 and later need numpy 2
 SPARK35_REQUIREMENTS := -e '.[test]' 'pyspark[connect]==3.5.*' 'pyarrow<22'
 
-# $(call install,venv,requirements): uv into the venv and the requirements with it, or pip
+# $(call install,venv,requirements): uv into the venv and the requirements with it; if
+# that fails, again 20 s later, then with pip. A download the registry cuts short (CI,
+# 2026-11-30: pyarrow's wheel stopped at 31 of 43 MB six times in a row) usually comes
+# whole a little later.
 define install
-	$(1)/bin/python -m pip install --quiet uv \
-		&& $(1)/bin/uv pip install --quiet --python $(1)/bin/python $(2) \
-		|| { echo "uv failed: installing with pip"; \
+	$(1)/bin/python -m pip install --quiet uv || echo "uv could not be installed: pip installs"
+	for installer in uv uv pip; do \
+		if test $$installer = pip; then \
 			$(1)/bin/python -m pip install --quiet --upgrade pip \
-			&& $(1)/bin/python -m pip install --quiet $(2); }
+				&& $(1)/bin/python -m pip install --quiet --retries 10 $(2) && exit 0; \
+		elif test -x $(1)/bin/uv; then \
+			UV_HTTP_RETRIES=10 $(1)/bin/uv pip install --quiet --python $(1)/bin/python $(2) && exit 0; \
+			echo "installing into $(1) with uv failed: trying again in 20 s"; sleep 20; \
+		fi; \
+	done; \
+	echo "could not install into $(1): see the errors above"; exit 1
 endef
 
 # The packages are installed with uv (from PyPI, like pip; 32 s against pip's 58 s here,
-# 2026-11-30), or with pip if uv cannot be installed or fails.
+# 2026-11-30), or with pip if uv cannot be installed or fails twice.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(call install,$(VENV),$(PROJECT_EXTRAS))
@@ -60,7 +69,10 @@ $(JARS)/.fetched: Makefile
 	@command -v mvn >/dev/null || { echo "Maven (mvn) fetches the Iceberg and Delta jars: install it, or put $(LAKEHOUSE_JARS) in $(JARS)/"; exit 1; }
 	rm -rf $(JARS) && mkdir -p $(JARS)
 	for artifact in $(LAKEHOUSE_JARS); do \
-		mvn --quiet --batch-mode dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS) || exit 1; \
+		mvn --quiet --batch-mode dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS) \
+			|| { echo "fetching $$artifact failed: trying again in 20 s"; sleep 20; \
+				mvn --quiet --batch-mode dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS); } \
+			|| exit 1; \
 	done
 	touch $@
 
