@@ -30,7 +30,9 @@ SPARK35_REQUIREMENTS := -e '.[test]' 'pyspark[connect]==3.5.*' 'pyarrow<22'
 # $(call install,venv,requirements): uv into the venv and the requirements with it; if
 # that fails, again 20 s later, then with pip. A download the registry cuts short (CI,
 # 2026-11-30: pyarrow's wheel stopped at 31 of 43 MB six times in a row) usually comes
-# whole a little later.
+# whole a little later. uv builds pyspark from its source archive at each install and
+# keeps each build in its cache (1.4 GB a time, 42 GB here after a day of fresh clones,
+# 2026-11-30): `uv cache prune` drops all but the latest.
 define install
 	$(1)/bin/python -m pip install --quiet uv || echo "uv could not be installed: pip installs"
 	for installer in uv uv pip; do \
@@ -38,7 +40,8 @@ define install
 			$(1)/bin/python -m pip install --quiet --upgrade pip \
 				&& $(1)/bin/python -m pip install --quiet --retries 10 $(2) && exit 0; \
 		elif test -x $(1)/bin/uv; then \
-			UV_HTTP_RETRIES=10 $(1)/bin/uv pip install --quiet --python $(1)/bin/python $(2) && exit 0; \
+			UV_HTTP_RETRIES=10 $(1)/bin/uv pip install --quiet --python $(1)/bin/python $(2) \
+				&& { $(1)/bin/uv cache prune --quiet || true; exit 0; }; \
 			echo "installing into $(1) with uv failed: trying again in 20 s"; sleep 20; \
 		fi; \
 	done; \
