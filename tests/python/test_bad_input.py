@@ -47,92 +47,81 @@ def assert_stopped_with(project, published, run, *messages):
     assert project.published_tables() == published["before"]
 
 
-def spoiled_users(retrain):
-    """Bad user tables, each from the good v2 users: (problem, table, expected message)."""
-    ids, users = retrain.user_ids, retrain.users
-    good = embeddings_table(ids, users)
+def with_every_data_problem(ids, matrix) -> tuple[pa.Table, list[str]]:
+    """An input with one row for each data problem the checks find (a null id, a
+    repeated id, a null embedding, a NaN, an infinite value, a shorter embedding),
+    and the messages that must name them all."""
+    good = embeddings_table(ids, matrix)
     rows = good.to_pylist()
-
-    def with_rows(rows, schema=good.schema):
-        return pa.Table.from_pylist(rows, schema=schema)
-
-    nan_users, inf_users = users.copy(), users.copy()
-    nan_users[5, 2] = np.nan
-    inf_users[7, 0] = -np.inf
-    ragged = [dict(row) for row in rows]
-    ragged[9]["embedding"] = ragged[9]["embedding"][:3]
+    rows[0]["id"] = None
+    rows[4]["embedding"] = None
+    rows[5]["embedding"][2] = float("nan")
+    rows[7]["embedding"][0] = float("-inf")
+    rows[9]["embedding"] = rows[9]["embedding"][:3]
+    rows.append({**rows[3], "embedding": rows[8]["embedding"]})
     nullable = pa.schema(
         [pa.field("id", pa.int64()), pa.field("embedding", pa.list_(pa.float32()))]
     )
+    return pa.Table.from_pylist(rows, nullable), [
+        "column id: 1 rows have a null id",
+        f"1 ids appear more than once (e.g. {ids[3]})",
+        f"column embedding: 1 rows have a null embedding (e.g. id {ids[4]})",
+        f"2 rows have a null, NaN or infinite value (e.g. id {min(ids[5], ids[7])})",
+        f"embeddings have different lengths: 3 (e.g. id {ids[9]}) to {matrix.shape[1]}",
+    ]
+
+
+def with_schema_problem(ids, matrix, problem: str) -> tuple[pa.Table, str]:
+    """An input whose columns or rows make it unreadable as embeddings, and its message
+    (what follows the input's name in it)."""
+    good = embeddings_table(ids, matrix)
     return {
-        "null id": (
-            with_rows([{**rows[0], "id": None}] + rows[1:], nullable),
-            "column id: 1 rows have a null id",
-        ),
-        "null embedding": (
-            with_rows(rows[:4] + [{**rows[4], "embedding": None}] + rows[5:], nullable),
-            f"column embedding: 1 rows have a null embedding (e.g. id {ids[4]})",
-        ),
-        "duplicate id": (
-            with_rows(rows + [{**rows[3], "embedding": rows[8]["embedding"]}]),
-            f"column id: 1 ids appear more than once (e.g. {ids[3]})",
-        ),
-        "ragged lengths": (
-            with_rows(ragged),
-            f"embeddings have different lengths: 3 (e.g. id {ids[9]}) to 4",
-        ),
-        "NaN value": (
-            embeddings_table(ids, nan_users),
-            f"1 rows have a null, NaN or infinite value (e.g. id {ids[5]})",
-        ),
-        "infinite value": (
-            embeddings_table(ids, inf_users),
-            f"1 rows have a null, NaN or infinite value (e.g. id {ids[7]})",
-        ),
-        "empty table": (good.slice(0, 0), "column embedding: the relation has no rows"),
+        "empty table": (good.slice(0, 0), ", column embedding: the relation has no rows"),
         "missing id column": (
             good.rename_columns(["user_id", "embedding"]),
-            "has no column id (var id_column); its columns are: user_id, embedding",
+            " has no column id (var id_column); its columns are: user_id, embedding",
         ),
         "embedding of the wrong type": (
-            pa.table(
-                {"id": good["id"], "embedding": pa.array([str(r["embedding"]) for r in rows])}
-            ),
-            "column embedding has type string; expected array<float> or array<double>",
+            pa.table({"id": good["id"], "embedding": pa.array([str(list(row)) for row in matrix])}),
+            ", column embedding has type string; expected array<float> or array<double>",
         ),
         "id of the wrong type": (
             pa.table({"id": pa.array(ids.astype(np.float64)), "embedding": good["embedding"]}),
-            "column id has type double; expected tinyint or smallint or int or bigint or string",
+            ", column id has type double; expected tinyint or smallint or int or bigint or string",
         ),
-    }
+    }[problem]
+
+
+def test_every_data_problem_of_an_input_is_named_in_one_run(module_project, published):
+    """The input checks list all they find, so one run says all there is to fix."""
+    retrain = published["retrain"]
+    table, messages = with_every_data_problem(retrain.user_ids, retrain.users)
+    users = write_table(module_project, "users_with_every_problem", table)
+    run = module_project.build("v2", users, published["items"])
+    assert_stopped_with(module_project, published, run, f"{users} (var user_embeddings)", *messages)
 
 
 @pytest.mark.parametrize(
-    "problem",
-    [
-        "null id",
-        "null embedding",
-        "duplicate id",
-        "ragged lengths",
-        "NaN value",
-        "infinite value",
-        "empty table",
-        "missing id column",
-        "embedding of the wrong type",
-        "id of the wrong type",
-    ],
+    ("users_problem", "items_problem"),
+    [("missing id column", "embedding of the wrong type"), ("id of the wrong type", "empty table")],
 )
-def test_bad_user_embeddings_stop_the_run(module_project, published, problem):
-    assert_spoiled_users_stop_the_run(module_project, published, problem, "users")
-
-
-def assert_spoiled_users_stop_the_run(project, published, problem: str, folder: str) -> None:
-    """v2 built from the users spoiled with ``problem`` (written to their own folder)
-    stops with its message, naming the input, and publishes nothing."""
-    table, message = spoiled_users(published["retrain"])[problem]
-    users = write_table(project, f"{folder} with {problem}".replace(" ", "_"), table)
-    run = project.build("v2", users, published["items"])
-    assert_stopped_with(project, published, run, f"{users} (var user_embeddings)", message)
+def test_inputs_that_cannot_be_read_as_embeddings_stop_the_run(
+    module_project, published, users_problem, items_problem
+):
+    """Each input's problem is named with the input, in the same run."""
+    retrain = published["retrain"]
+    users_table, users_message = with_schema_problem(retrain.user_ids, retrain.users, users_problem)
+    items_table, items_message = with_schema_problem(retrain.item_ids, retrain.items, items_problem)
+    users = write_table(module_project, f"users_{users_problem}".replace(" ", "_"), users_table)
+    items = write_table(module_project, f"items_{items_problem}".replace(" ", "_"), items_table)
+    run = module_project.build("v2", users, items)
+    assert_stopped_with(
+        module_project,
+        published,
+        run,
+        f"{users} (var user_embeddings){users_message}",
+        f"{items} (var item_embeddings){items_message}",
+    )
 
 
 def test_ids_of_another_type_than_the_base_stop_the_run(module_project, published):
@@ -216,18 +205,29 @@ def test_a_dimension_change_stops_the_run_unless_allowed(module_project, publish
     )
 
 
-@pytest.mark.parametrize("problem", ["ragged lengths", "id of the wrong type"])
-def test_bad_input_is_refused_alike_in_a_session_whose_ansi_mode_was_on(
-    module_project, published, problem
-):
+def test_bad_input_is_refused_alike_in_a_session_whose_ansi_mode_was_on(module_project, published):
     """ANSI mode (on by default on Spark 4, off on 3.5; a cluster may set either)
     changes what casts and array lookups do: the checks refuse the same inputs with
     the same messages either way (dbt-spark sets it off on every session it opens)."""
     from conftest import spark_session
 
+    retrain = published["retrain"]
+    users_table, users_messages = with_every_data_problem(retrain.user_ids, retrain.users)
+    items_table, items_message = with_schema_problem(
+        retrain.item_ids, retrain.items, "id of the wrong type"
+    )
+    users = write_table(module_project, "ansi_users_with_every_problem", users_table)
+    items = write_table(module_project, "ansi_items_with_double_ids", items_table)
     session = spark_session()
     session.conf.set("spark.sql.ansi.enabled", "true")
     try:
-        assert_spoiled_users_stop_the_run(module_project, published, problem, "ansi users")
+        run = module_project.build("v2", users, items)
     finally:
         session.conf.set("spark.sql.ansi.enabled", "false")
+    assert_stopped_with(
+        module_project,
+        published,
+        run,
+        *users_messages,
+        f"{items} (var item_embeddings){items_message}",
+    )
