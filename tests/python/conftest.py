@@ -68,6 +68,17 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
 
 
+#: The JVMs a test starts for one or two builds of tiny data (a backfill in a process of
+#: its own, a standalone cluster and its driver) compile with C1 only: most of a cold
+#: JVM's CPU is C2 compiling code whose speed never pays back on tiny data. Measured
+#: (2026-11-30, the three modules on two workers): the backfill's set-up 238 -> 171 s,
+#: the cluster's test 147 -> 75 s. Not the Spark Connect server, which serves many
+#: builds and dbt's adapter suite (its module 238 s either way), nor the suite's own
+#: session. A build's steady state is slower with C1 only (warm_build.py), so
+#: users' profiles keep the JVM's default.
+SHORT_LIVED_JVM = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1"}
+
+
 def run_pytest(python: str, arguments: list[str], env: dict, timeout: int):
     """pytest in a process of its own (``python -m pytest``, in the project); fails with
     the run's failure lines (``E …``, ``FAILED …``; else its output's tail) and its

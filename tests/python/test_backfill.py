@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from conftest import (
     PROJECT_DIR,
+    SHORT_LIVED_JVM,
     sigkilled_on_leaving,
     spark_session,
     stabilized_by_numpy,
@@ -71,6 +72,7 @@ def backfill_arguments(history, *more: str) -> list[str]:
 def child_environment(home: Path) -> dict:
     environment = {
         **os.environ,
+        **SHORT_LIVED_JVM,
         "DBT_SPARK_HOME": str(home),
         "DBT_SCHEMA": SCHEMA,
         "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),

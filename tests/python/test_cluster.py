@@ -19,6 +19,7 @@ from pathlib import Path
 import pyspark
 import pytest
 from conftest import (
+    SHORT_LIVED_JVM,
     assert_published_alike,
     backfilled_elsewhere,
     free_port,
@@ -42,6 +43,7 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("standalone")
     env = {
         **os.environ,
+        **SHORT_LIVED_JVM,
         "SPARK_HOME": str(pyspark_home()),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_LOG_DIR": str(root / "logs"),
@@ -154,6 +156,7 @@ def spark_submit(cluster, home: Path, py_files: Path, arguments: list[str]):
     ]
     env = {
         **os.environ,
+        **SHORT_LIVED_JVM,
         "SPARK_HOME": str(pyspark_home()),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "DBT_SCHEMA": SCHEMA,
