@@ -65,6 +65,7 @@ $(VENV)/.installed: pyproject.toml
 LAKEHOUSE_JARS := org.apache.iceberg:iceberg-spark-runtime-4.1_2.13:1.12.0 \
 	io.delta:delta-spark_4.1_2.13:4.4.0 io.delta:delta-storage:4.4.0
 JARS := $(VENV)/jars
+COPY_JAR := mvn --quiet --batch-mode dependency:copy -DoutputDirectory=$(JARS) -Dartifact=
 
 jars: $(JARS)/.fetched
 
@@ -72,9 +73,8 @@ $(JARS)/.fetched: Makefile
 	@command -v mvn >/dev/null || { echo "Maven (mvn) fetches the Iceberg and Delta jars: install it, or put $(LAKEHOUSE_JARS) in $(JARS)/"; exit 1; }
 	rm -rf $(JARS) && mkdir -p $(JARS)
 	for artifact in $(LAKEHOUSE_JARS); do \
-		mvn --quiet --batch-mode dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS) \
-			|| { echo "fetching $$artifact failed: trying again in 20 s"; sleep 20; \
-				mvn --quiet --batch-mode dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS); } \
+		$(COPY_JAR)$$artifact \
+			|| { echo "fetching $$artifact failed: trying again in 20 s"; sleep 20; $(COPY_JAR)$$artifact; } \
 			|| exit 1; \
 	done
 	touch $@

@@ -75,8 +75,10 @@ def pytest_collection_modifyitems(items):
 #: the cluster's test 147 -> 75 s. Not the Spark Connect server, which serves many
 #: builds and dbt's adapter suite (its module 238 s either way), nor the suite's own
 #: session. A build's steady state is slower with C1 only (warm_build.py), so
-#: users' profiles keep the JVM's default.
-SHORT_LIVED_JVM = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1"}
+#: users' profiles keep the JVM's default. Added to the JAVA_TOOL_OPTIONS this run has.
+SHORT_LIVED_JVM = {
+    "JAVA_TOOL_OPTIONS": f"{os.environ.get('JAVA_TOOL_OPTIONS', '')} -XX:TieredStopAtLevel=1".strip()
+}
 
 
 def run_pytest(python: str, arguments: list[str], env: dict, timeout: int):
