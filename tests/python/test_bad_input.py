@@ -49,13 +49,15 @@ def assert_stopped_with(project, published, run, *messages):
 
 def with_every_data_problem(ids, matrix) -> tuple[pa.Table, list[str]]:
     """An input with one row for each data problem the checks find (a null id, a
-    repeated id, a null embedding, a NaN, an infinite value, a shorter embedding),
-    and the messages that must name them all."""
+    repeated id, a null embedding, a NaN, a null value, both infinities, a shorter
+    embedding), and the messages that must name them all."""
     good = embeddings_table(ids, matrix)
     rows = good.to_pylist()
     rows[0]["id"] = None
+    rows[2]["embedding"][1] = float("inf")
     rows[4]["embedding"] = None
     rows[5]["embedding"][2] = float("nan")
+    rows[6]["embedding"][0] = None
     rows[7]["embedding"][0] = float("-inf")
     rows[9]["embedding"] = rows[9]["embedding"][:3]
     rows.append({**rows[3], "embedding": rows[8]["embedding"]})
@@ -66,7 +68,7 @@ def with_every_data_problem(ids, matrix) -> tuple[pa.Table, list[str]]:
         "column id: 1 rows have a null id",
         f"1 ids appear more than once (e.g. {ids[3]})",
         f"column embedding: 1 rows have a null embedding (e.g. id {ids[4]})",
-        f"2 rows have a null, NaN or infinite value (e.g. id {min(ids[5], ids[7])})",
+        f"4 rows have a null, NaN or infinite value (e.g. id {min(ids[i] for i in (2, 5, 6, 7))})",
         f"embeddings have different lengths: 3 (e.g. id {ids[9]}) to {matrix.shape[1]}",
     ]
 
