@@ -16,17 +16,25 @@
     {%- set requested = var('base_version', '') | string | trim -%}
     {%- set runs = adapter.get_relation(
         database=none, schema=target.schema, identifier='stabilization_runs') -%}
+    {%- if requested == version -%}
+        {{ exceptions.raise_compiler_error(
+            "var 'base_version' = '" ~ requested ~ "' is the version being built; "
+            ~ "a version cannot be aligned to itself") }}
+    {%- endif -%}
+
+    {#- every published version and its base, latest first, in one read of the
+        table (one row per version): each read of a Delta or Iceberg table pays
+        for its log or metadata, and this is the build's first -#}
+    {%- set published = [] if runs is none else query_once(
+        "select embedding_version, base_version from " ~ runs
+        ~ " order by published_at desc, embedding_version desc").rows -%}
+    {%- set base_of = {} -%}
+    {%- for row in published -%}
+        {%- do base_of.update({row[0] | string: row[1]}) -%}
+    {%- endfor -%}
 
     {%- if requested not in ('', 'None') -%}
-        {%- if requested == version -%}
-            {{ exceptions.raise_compiler_error(
-                "var 'base_version' = '" ~ requested ~ "' is the version being built; "
-                ~ "a version cannot be aligned to itself") }}
-        {%- endif -%}
-        {%- set found = [] if runs is none else query_once(
-            "select embedding_version from " ~ runs
-            ~ " where embedding_version = " ~ sql_string(requested)).rows -%}
-        {%- if found | length == 0 -%}
+        {%- if requested not in base_of -%}
             {{ exceptions.raise_compiler_error(
                 "var 'base_version' = '" ~ requested ~ "' was never published: "
                 ~ "no row for it in " ~ target.schema ~ ".stabilization_runs") }}
@@ -34,17 +42,10 @@
         {{- return(requested) -}}
     {%- endif -%}
 
-    {%- if runs is none -%}{{ return(none) }}{%- endif -%}
-
-    {#- the recorded base, and whether it is still published (one query) -#}
-    {%- set recorded = query_once(
-        "select version_run.base_version, base_run.embedding_version is not null"
-        ~ " from " ~ runs ~ " as version_run left join " ~ runs ~ " as base_run"
-        ~ " on base_run.embedding_version = version_run.base_version"
-        ~ " where version_run.embedding_version = " ~ sql_string(version)).rows -%}
-    {%- if recorded | length > 0 -%}
-        {%- set base_version, base_published = recorded[0][0], recorded[0][1] -%}
-        {%- if base_version is not none and not base_published -%}
+    {#- a rebuild: the recorded base, which must still be published -#}
+    {%- if version in base_of -%}
+        {%- set base_version = base_of[version] -%}
+        {%- if base_version is not none and (base_version | string) not in base_of -%}
             {{ exceptions.raise_compiler_error(
                 "version " ~ version ~ " is published aligned to version " ~ base_version
                 ~ ", which is no longer published (no row for it in " ~ runs
@@ -55,8 +56,5 @@
         {{- return(base_version) -}}
     {%- endif -%}
 
-    {%- set latest = query_once(
-        "select embedding_version from " ~ runs
-        ~ " order by published_at desc, embedding_version desc limit 1").rows -%}
-    {{- return(latest[0][0] if latest | length > 0 else none) -}}
+    {{- return(published[0][0] if published | length > 0 else none) -}}
 {% endmacro %}
