@@ -16,7 +16,15 @@
 {% endtest %}
 
 {% macro default__test_same_ids_as(model, column_name, compare_model) %}
-{%- if execute and run_query(
+{%- set holds = staged_version(model) if execute and model is not string else none -%}
+{%- if holds is not none and holds != embedding_version() %}
+-- {{ model }} holds version {{ holds }}'s rows, not this run's: compared once it is
+-- rebuilt (publication requires this test to pass after that, audit_ledger.sql)
+{{ log(model ~ " holds version " ~ holds ~ "'s rows: not compared with " ~ compare_model
+       ~ " until it is built for version " ~ embedding_version(), info=true) }}
+select cast(null as string) as problem
+where false
+{%- elif execute and run_query(
     "select (" ~ ids_fingerprint(model, column_name) ~ ") = ("
     ~ ids_fingerprint(compare_model, column_name) ~ ")").rows[0][0] %}
 -- same fingerprint as {{ compare_model }}: no id lost, added or duplicated

@@ -10,8 +10,9 @@ from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.spark.impl import SparkAdapter
 from dbt_common.exceptions import DbtRuntimeError
 
-from dbt.adapters.sparksession import publication
+from dbt.adapters.sparksession import audits, publication
 from dbt.adapters.sparksession.connections import SparksessionConnectionManager, open_ahead
+from dbt.adapters.sparksession.cursor import sql_literal
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
 
 logger = AdapterLogger("Spark")
@@ -212,6 +213,61 @@ class SparksessionAdapter(SparkAdapter):
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")
         return removed
+
+    @available
+    def unaudited(
+        self,
+        publisher: str,
+        nodes: dict,
+        version: str,
+        command: str,
+        selected: list[str],
+        ledger: BaseRelation,
+    ) -> list[str]:
+        """Why the model ``publisher`` may not publish ``version`` now (empty: it may):
+        :func:`audits.unaudited` on the project's DAG (``nodes``: unique id →
+        ``resource_type``, ``parents``, ``severity``), this invocation and the audit
+        ledger, which is read only when this invocation alone does not settle it (a
+        whole ``dbt build`` never reads it)."""
+        graph = {
+            node_id: audits.Node(
+                node["resource_type"], tuple(node["parents"]), str(node.get("severity") or "error")
+            )
+            for node_id, node in nodes.items()
+        }
+        problems = audits.unaudited(publisher, graph, version, command, selected, {})
+        if not problems:
+            return []
+        return audits.unaudited(
+            publisher, graph, version, command, selected, self._ledger_entries(ledger, graph)
+        )
+
+    def _ledger_entries(self, ledger: BaseRelation, nodes) -> dict[str, audits.LedgerEntry]:
+        """The latest entry of the audit ledger for each of ``nodes`` (none recorded: absent)."""
+        session = self._session()
+        if not session.catalog.tableExists(str(ledger)):
+            return {}
+        listed = ", ".join(sql_literal(node_id) for node_id in nodes)
+        rows = session.sql(
+            f"select node, embedding_version, status, recorded_at, failures from ("
+            f"select *, row_number() over (partition by node order by recorded_at desc) as recency "
+            f"from {ledger} where node in ({listed})) where recency = 1"
+        ).collect()
+        return {row[0]: audits.LedgerEntry(*row[1:]) for row in rows}
+
+    @available
+    def staged_version(self, relation: BaseRelation) -> str | None:
+        """The version whose rows an audit relation of write-audit-publish holds (its
+        table property ``embedding_stabilization.version``, set when the rows were
+        staged), or None when it has none (not such a relation, or staged by an
+        earlier release)."""
+        session = self._session()
+        if not session.catalog.tableExists(str(relation)):
+            return None
+        key = publication.STAGED_VERSION_PROPERTY
+        rows = session.sql(f"show tblproperties {relation} ('{key}')").collect()
+        value = rows[0][-1] if rows else None
+        return None if value is None or "does not have property" in value else value
 
     @available
     def staged_branch(self, value: str, run_id: str) -> str:

@@ -68,6 +68,21 @@ SESSION_CATALOGS = {
 #: Iceberg branches of staged versions start with this.
 STAGED_BRANCH = "staged_"
 
+#: The table properties of an audit relation: the version whose rows it holds and
+#: the run (dbt invocation) that staged them.
+STAGED_VERSION_PROPERTY = "embedding_stabilization.version"
+STAGED_RUN_PROPERTY = "embedding_stabilization.run"
+
+
+def staged_properties(partition_value: str, run_id: str | None = None) -> str:
+    """The ``tblproperties (…)`` clause that labels an audit relation with its version
+    (and the run that staged it)."""
+    labels = {STAGED_VERSION_PROPERTY: partition_value}
+    if run_id:
+        labels[STAGED_RUN_PROPERTY] = run_id
+    listed = ", ".join(f"'{key}' = {quoted(value)}" for key, value in labels.items())
+    return f"tblproperties ({listed})"
+
 
 def check_session_catalog(spark, table_format: str) -> None:
     """Raise a clear error unless this session's catalog can hold ``table_format`` tables."""
@@ -86,6 +101,12 @@ def check_session_catalog(spark, table_format: str) -> None:
             f"session's is {actual}: use a {table_format} target (local_{table_format}) "
             "or set it on the cluster"
         )
+
+
+def quoted(value: str) -> str:
+    """A plain Spark SQL string literal (where a ``cast`` of bytes cannot stand, as in
+    ``tblproperties``): backslashes and quotes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def version_folder(table_location: str, partition_value: str, table_format: str = "hive") -> str:
@@ -218,7 +239,10 @@ def stage_for_publication(
         written = dataframe.write_parquet(urlparse(location).path, [partition_column])
     if not written:
         rows.drop(partition_column).write.format(file_format).mode("error").save(location)
-    spark.sql(f"create table {audit_table} using {file_format} location '{location}'")
+    spark.sql(
+        f"create table {audit_table} using {file_format} location '{location}' "
+        + staged_properties(partition_value, run_id)
+    )
     return location
 
 
@@ -269,17 +293,26 @@ def stage_on_branch(
         rows.columns,
         partition_column,
         partition_value,
+        run_id,
     )
     return branch
 
 
 def create_partition_view(
-    spark, view: str, table: str, columns, partition_column: str, partition_value: str
+    spark,
+    view: str,
+    table: str,
+    columns,
+    partition_column: str,
+    partition_value: str,
+    run_id: str | None = None,
 ) -> None:
-    """(Re)create ``view`` as one partition of ``table``, without the partition column."""
+    """(Re)create ``view`` as one partition of ``table``, without the partition column,
+    labelled with the version (and the run that staged it)."""
     selected = ", ".join(name for name in columns if name != partition_column)
     spark.sql(
-        f"create or replace view {view} as select {selected} from {table} "
+        f"create or replace view {view} {staged_properties(partition_value, run_id)} as "
+        f"select {selected} from {table} "
         f"where {partition_column} = {sql_literal(partition_value)}"
     )
 
