@@ -25,8 +25,9 @@
 #}
 {% macro record_audits(results) %}
     {%- set version = var('embedding_version', '') | string | trim -%}
-    {#- compile, docs generate, … run this hook too: they build nothing -#}
-    {%- if not execute or version in ('', 'None') or flags.WHICH not in ('build', 'run', 'test') -%}
+    {#- compile, docs generate, … run this hook too, and --empty builds no rows: nothing to record -#}
+    {%- if not execute or version in ('', 'None') or flags.WHICH not in ('build', 'run', 'test')
+           or flags.EMPTY -%}
         {{ return('') }}
     {%- endif -%}
     {%- set rows = [] -%}

@@ -51,6 +51,7 @@ SLOWEST_MODULES = (
     "test_cluster",
     "test_connect",
     "test_publication",
+    "test_how_dbt_is_run",
     "test_pipeline",
     "test_chained_versions",
     "test_bad_input",

@@ -27,6 +27,8 @@ def undocumented(resources: dict) -> list[str]:
     """Resources, and their columns, without a description."""
     missing = []
     for key, node in own(resources).items():
+        if node.get("resource_type") == "operation":
+            continue  # a hook (on-run-end): dbt gives hooks no description
         if not (node.get("description") or "").strip():
             missing.append(key)
         for name, column in (node.get("columns") or {}).items():

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import build_arguments
+from conftest import build_arguments, stabilized_by_numpy
 
 from stabilization_tools.synthetic import Retrain, first_retrain, next_retrain
 
@@ -27,7 +27,7 @@ def retrains():
     user_ids = second.user_ids.copy()
     user_ids[:5] = user_ids[5:10]  # 5 duplicated ids
     bad = Retrain(user_ids, second.users, second.item_ids, second.items)
-    return {"v1": first, "v2": second, "bad": bad}
+    return {"v1": first, "v2": second, "v3": next_retrain(second, seed=2), "bad": bad}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,7 @@ def project(module_project, retrains):
     module_project.relations = {
         name: module_project.write_retrain(name, retrain) for name, retrain in retrains.items()
     }
+    retrains.pop("bad")  # the good ones: the chain
     run = module_project.build("v1", *module_project.relations["v1"])
     assert run.success, run.output
     return module_project
@@ -101,27 +102,40 @@ def test_a_failed_audit_then_a_mart_built_alone_publishes_nothing(project):
     assert_unchanged(project, before)
 
 
-def test_one_process_per_model_refuses_a_bad_version_at_each_step(project):
-    """``dbt run --select m`` then ``dbt test --select m`` for each model (cosmos' default),
-    carried on past each failure: no version is ever exposed."""
-    before = project.published_tables()
+def test_run_then_test_per_model_publishes_a_good_version(project):
+    """``dbt run --select m`` then ``dbt test --select m`` for each model in the DAG's
+    order (astronomer-cosmos' default): each mart publishes after its upstream models'
+    test invocations passed. dbt's eager selection runs the test comparing
+    ``int_items_stabilized`` with ``stg_retrain__items`` with the latter, while the former
+    still holds an earlier version: it compares only once both hold v2."""
+    outputs = []
     for model in models_in_dag_order(project):
-        project.invoke(*arguments(project, "run", "bad", model))
-        project.invoke(*arguments(project, "test", "bad", model))
-    assert_unchanged(project, before)
+        for command in ("run", "test"):
+            run = project.invoke(*arguments(project, command, "v2", model))
+            assert run.success, f"dbt {command} --select {model}\n{run.output}"
+            outputs.append(run.output)
+    # (the last rows staged before v2 are the bad version's, staged by the tests above)
+    assert "int_items_stabilized holds version bad's rows: not compared" in "".join(outputs)
+    runs = project.table("stabilization_runs")
+    assert runs[["embedding_version", "base_version"]].values.tolist() == [
+        ["v1", None],
+        ["v2", "v1"],
+    ]
 
 
-def test_one_process_per_model_publishes_what_a_whole_build_does(project):
-    """``dbt build --select m`` for each model in the DAG's order, dbt's default (eager)
-    test selection: a test comparing two models compares only once both hold v2."""
+def test_build_per_model_publishes_what_a_whole_build_does(project, retrains):
+    """``dbt build --select m`` for each model in the DAG's order (astronomer-cosmos'
+    build mode, dagster-dbt's asset subsets): v3 published as a whole build would, the
+    chain equal to numpy's."""
     for model in models_in_dag_order(project):
-        run = project.invoke(*arguments(project, "build", "v2", model))
+        run = project.invoke(*arguments(project, "build", "v3", model))
         assert run.success, f"dbt build --select {model}\n{run.output}"
-    per_model = project.published_tables(drop_columns=("published_at",))
-    assert [row["embedding_version"] for row in per_model["stabilization_runs"]] == ["v1", "v2"]
-
-    run = project.invoke(*arguments(project, "build", "v2"))  # a whole build of v2 again
-    assert run.success, run.output
-    assert project.published_tables(drop_columns=("published_at",)) == per_model
-    ids, _ = project.embeddings("stabilized_user_embeddings", "v2")
-    assert np.array_equal(ids, np.sort(next_retrain(first_retrain(120, 40, 4, 0), seed=1).user_ids))
+    runs = project.table("stabilization_runs")
+    assert runs["base_version"].tolist() == [None, "v1", "v2"]
+    for version, tables in stabilized_by_numpy(retrains).items():
+        for name, (expected_ids, expected) in tables.items():
+            ids, published = project.embeddings(name, version)
+            np.testing.assert_array_equal(ids, expected_ids)
+            np.testing.assert_allclose(
+                published, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()
+            )

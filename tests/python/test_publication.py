@@ -88,12 +88,17 @@ def test_each_version_is_one_folder_of_the_published_table(module_project, publi
         assert location(schema, audit) == location(schema, table, "v2")
 
 
-def test_a_failed_audit_publishes_nothing_and_a_rebuild_leaves_no_files_behind(
+def test_a_failed_audit_publishes_nothing_and_a_rebuild_keeps_only_what_readers_may_scan(
     module_project, published
 ):
     schema = module_project.schema
     tables_before = module_project.published_tables()
     files_before = files(schema)
+    # a query that started before the rebuild: its tasks read the files it listed then
+    in_flight = spark_session().table(f"{schema}.stabilized_user_embeddings")
+    in_flight_files = in_flight.where("embedding_version = 'v2'").inputFiles()
+    in_flight_rows = in_flight.where("embedding_version = 'v2'").count()
+    replaced = location(schema, "stabilized_user_embeddings", "v2")
 
     # an audit fails (every float32 rounding is above this tolerance): nothing published
     run = module_project.build("v2", *published["v2"], dot_product_tolerance=1e-15)
@@ -108,15 +113,20 @@ def test_a_failed_audit_publishes_nothing_and_a_rebuild_leaves_no_files_behind(
     killed = audited_but_refused.with_name("killed-run")
     shutil.copytree(audited_but_refused, killed)
 
-    # rebuilt (a published version built again): same tables, same bytes, and no more
-    # files than after its first build (the replaced, refused and killed runs' removed)
+    # rebuilt (a published version built again): same tables, same bytes; the refused and
+    # killed runs' folders removed, the replaced one kept until v2's next publication
     run = module_project.build("v2", *published["v2"])
     assert run.success, run.output
     assert module_project.published_tables() == tables_before
     files_after = files(schema)
-    assert parquet_contents(files_after) == parquet_contents(files_before)  # byte for byte
-    assert len(files_after) == len(files_before)
+    new_v2 = {k: v for k, v in files_after.items() if k not in files_before}
+    assert parquet_contents(new_v2) == parquet_contents(
+        {k: v for k, v in files_before.items() if "/_staged/v2-" in k}
+    )  # byte for byte
+    assert {k: v for k, v in files_after.items() if k in files_before} == files_before
     assert not audited_but_refused.exists() and not killed.exists()
+    assert replaced.exists() and replaced != location(schema, "stabilized_user_embeddings", "v2")
+    assert spark_session().read.parquet(*in_flight_files).count() == in_flight_rows
     # v1 untouched: the same files at the same paths
     v1 = {k: v for k, v in files_before.items() if "/_staged/v1-" in k}
     assert {k: v for k, v in files_after.items() if "/_staged/v1-" in k} == v1
@@ -124,7 +134,8 @@ def test_a_failed_audit_publishes_nothing_and_a_rebuild_leaves_no_files_behind(
 
 def test_a_table_of_an_earlier_release_is_published_into_the_same_way(module_project, published):
     """Tables written by the old insert_overwrite (a partition in its key=value folder):
-    a rebuild points the partition at the new folder and removes the old one."""
+    a rebuild points the partition at the new folder and keeps the old one (readers in
+    flight), as it keeps the folder it replaced, and no older one: two runs' folders."""
     schema = module_project.schema
     spark = spark_session()
     table = f"{schema}.stabilized_item_embeddings"
@@ -141,7 +152,10 @@ def test_a_table_of_an_earlier_release_is_published_into_the_same_way(module_pro
     assert run.success, run.output
     assert module_project.published_tables() == before
     assert location(schema, "stabilized_item_embeddings", "v2").parent.parent.name == "_staged"
-    assert not old_style.exists()
+    assert old_style.exists()
+    for table in EMBEDDINGS:  # the published run; users: the run it replaced (items: old_style)
+        runs = list((location(schema, table) / "_staged").glob("v2-*/*"))
+        assert len(runs) == (2 if table == "stabilized_user_embeddings" else 1), runs
 
 
 def unpublish(project, **arguments):

@@ -168,13 +168,22 @@ class SparksessionAdapter(SparkAdapter):
 
     @available
     def remove_unpublished_files(
-        self, relation: BaseRelation, value: str, published: str, replaced: str | None
+        self,
+        relation: BaseRelation,
+        value: str,
+        published: str,
+        replaced: str | None,
+        column: str | None = None,
     ) -> list[str]:
-        """After publishing ``published`` as a version's partition, remove the files no
-        partition points at any more: ``replaced`` (the partition's former location,
-        on a rebuild) and the version's other staged folders (left by runs killed
-        before they published). Only folders inside the table's own location are
-        removed. Returns what was removed (logged). Classic sessions only: a Spark
+        """After publishing ``published`` as a version's partition, remove the version's
+        folders that no partition points at and no reader can be scanning: its other
+        staged folders (runs killed or refused before they published, and the folder
+        an earlier rebuild replaced) and, for a table of an earlier release, the
+        partition's ``column=value`` folder. ``replaced``, the folder the partition
+        pointed at until now, is kept until the version's next publication, so that a
+        query already scanning it finishes (as Iceberg and Delta keep a replaced
+        version's files for time travel). Only folders inside the table's own location
+        are removed. Returns what was removed (logged). Classic sessions only: a Spark
         Connect client cannot reach the server's file system (logs what is left).
         """
         from py4j.protocol import Py4JError
@@ -194,21 +203,23 @@ class SparksessionAdapter(SparkAdapter):
             return files.makeQualified(path(location)).toString().rstrip("/")
 
         inside = qualified(table_location) + "/"
-        keep = qualified(published)
+        kept = {qualified(published), *([qualified(replaced)] if replaced else [])}
         candidates = []
-        if replaced:
-            candidates.append(qualified(replaced))
         staged = path(publication.version_folder(table_location, value))
         try:
             if files.exists(staged):
                 candidates += [status.getPath().toString() for status in files.listStatus(staged)]
+            if column:
+                utils = self._session()._jvm.org.apache.spark.sql.catalyst.catalog
+                folder = utils.ExternalCatalogUtils.getPartitionPathString(column, value)
+                candidates.append(qualified(f"{table_location.rstrip('/')}/{folder}"))
         except Py4JError as error:
             logger.debug(f"staged folders of {relation} not listed: {error}")
         removed = []
         for location in dict.fromkeys(candidates):
-            if location == keep or not location.startswith(inside):
+            if qualified(location) in kept or not location.startswith(inside):
                 continue
-            if files.delete(path(location), True):
+            if files.exists(path(location)) and files.delete(path(location), True):
                 removed.append(location)
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")

@@ -94,7 +94,7 @@
             alter table {{ target_relation }} {{ partition }} set location '{{ location }}'
             {%- endif -%}
         {%- endcall %}
-        {%- do adapter.remove_unpublished_files(target_relation, value, location, replaced) -%}
+        {%- do adapter.remove_unpublished_files(target_relation, value, location, replaced, column) -%}
     {%- endif -%}
 
     {{ run_hooks(post_hooks) }}
