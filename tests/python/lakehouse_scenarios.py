@@ -189,6 +189,46 @@ def test_bad_input_leaves_every_published_table_as_it_was(project, after_the_kil
     assert {table: commits(table) for table in tables} == before
 
 
+def test_delta_commits_carry_row_counts_and_a_row_tracking_table_takes_them(
+    project, after_the_kill
+):
+    """The staged files committed to a Delta table carry their row counts (numRecords,
+    as Delta's log records them: what readers skip and count with); a table with row
+    tracking, which needs them, takes a rebuild's commit and numbers its rows."""
+    if TABLE_FORMAT != "delta":
+        pytest.skip("Delta's statistics")
+    table = f"{project.schema}.stabilized_user_embeddings"
+    inputs = len(spark_session().sql(f"select * from {project.parquet['v2/users']}").collect())
+
+    def committed_counts() -> list:
+        """numRecords of each file of v2 the table holds, from Delta's log."""
+        files = spark_session().sql(f"select * from {table}").inputFiles()
+        location = spark_session().sql(f"describe detail {table}").collect()[0]["location"]
+        log = Path(location.removeprefix("file:")) / "_delta_log"
+        adds = {}
+        for commit in sorted(log.glob("*.json")):
+            for line in commit.read_text().splitlines():
+                action = json.loads(line)
+                if "add" in action:
+                    adds[action["add"]["path"]] = action["add"].get("stats")
+        counts = []
+        for path, stats in adds.items():
+            if "/staged/v2-" in path and any(file.endswith(path) for file in files):
+                counts.append(json.loads(stats)["numRecords"] if stats else None)
+        return counts
+
+    counts = committed_counts()
+    assert counts and None not in counts and sum(counts) == inputs, counts
+    spark_session().sql(f"alter table {table} set tblproperties ('delta.enableRowTracking' = true)")
+    run = build(project, "v2")
+    assert run.success, run.output[-5000:]
+    assert sum(committed_counts()) == inputs
+    row_ids = spark_session().sql(
+        f"select count(distinct _metadata.row_id) from {table} where embedding_version = 'v2'"
+    )
+    assert row_ids.collect()[0][0] == inputs
+
+
 def test_delta_copies_the_rows_where_its_transaction_api_is_out_of_reach(
     project, after_the_kill, monkeypatch
 ):

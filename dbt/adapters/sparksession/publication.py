@@ -344,11 +344,14 @@ def commit_staged_files(
     the whole table, so a concurrent writer makes it fail rather than interleave. Delta
     has no public API that commits files already written, so this uses Delta's own
     (``DeltaLog``, ``OptimisticTransaction``, actions parsed from the protocol's JSON),
-    as its CONVERT and CLONE commands do. Returns None, having changed nothing, when this
-    session cannot reach them (Spark Connect; a Delta build without these classes):
-    the caller then copies the rows.
+    as its CONVERT and CLONE commands do. Each added file carries its row count
+    (``numRecords``, from its Parquet footer), as Delta's own writes do. Returns None,
+    having changed nothing, when this session cannot reach those classes (Spark
+    Connect; a Delta build without them: a class, method or constructor not found):
+    the caller then copies the rows. Any other failure (a missing file, a permission,
+    a conflicting commit) is raised.
     """
-    from py4j.protocol import Py4JError
+    from py4j.protocol import Py4JError, Py4JJavaError
 
     file_system = hadoop_file_system(spark, location)
     if file_system is None:
@@ -380,23 +383,50 @@ def commit_staged_files(
                 if file.path().startswith(runs_prefix):
                     runs.add(file.path().removeprefix(runs_prefix).split("/", 1)[0])
         root = files.makeQualified(path(location)).toString().rstrip("/") + "/"
+        hadoop_conf = spark._jsparkSession.sessionState().newHadoopConf()
         for status in files.listStatus(path(staged)):
             name = status.getPath().getName()
             if name.startswith(("_", ".")):  # _SUCCESS, files being written
                 continue
+            full = status.getPath().toString()
+            if not full.startswith(root):
+                raise ValueError(
+                    f"staged file {full} is not inside the Delta table at {root}: "
+                    "Delta's log names its files relative to the table"
+                )
             added = {
-                "path": quote(status.getPath().toString().removeprefix(root), safe="/"),
+                "path": quote(full.removeprefix(root), safe="/"),
                 "partitionValues": {partition_column: partition_value},
                 "size": status.getLen(),
                 "modificationTime": status.getModificationTime(),
                 "dataChange": True,
+                # the file's row count, from its Parquet footer: readers skip and count
+                # with it, and tables with row tracking need it to number the rows
+                "stats": json.dumps(
+                    {"numRecords": parquet_rows(jvm, status.getPath(), hadoop_conf)}
+                ),
             }
             actions.add(delta.actions.Action.fromJson(json.dumps({"add": added})))
         committed = jvm.scala.jdk.javaapi.CollectionConverters.asScala(actions).toList()
-    except (Py4JError, TypeError) as error:  # TypeError: a class py4j cannot find
+    except (Py4JError, TypeError) as error:
+        if isinstance(error, Py4JJavaError):
+            raise  # Delta or the file system refused (a missing file, a permission): not hidden
+        # a class, method or constructor py4j cannot find (TypeError: a missing class)
         logger.debug(f"{location}: Delta's transaction classes out of reach ({error})")
         return None
     return DeltaCommit(transaction.commit(committed, operation), frozenset(runs))
+
+
+def parquet_rows(jvm, file_path, hadoop_conf) -> int:
+    """The rows of one Parquet file, from its footer (``file_path``: a Hadoop ``Path``)."""
+    parquet = jvm.org.apache.parquet.hadoop
+    reader = parquet.ParquetFileReader.open(
+        parquet.util.HadoopInputFile.fromPath(file_path, hadoop_conf)
+    )
+    try:
+        return int(reader.getRecordCount())
+    finally:
+        reader.close()
 
 
 def remove_unreferenced_delta_runs(
