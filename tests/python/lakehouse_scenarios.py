@@ -107,6 +107,18 @@ def after_the_kill(project):
         "tables": project.published_tables(("published_at",)),
         "commits": {table: commits(table) for table in tables},
         "staged": {table: staged_leftovers(project, table) for table in tables},
+        # Iceberg: how long each branch the killed run left outlives it (max ref age, ms)
+        "retention": {
+            table: [
+                row[0]
+                for row in spark_session()
+                .sql(f"select max_reference_age_in_ms from {table}.refs where name != 'main'")
+                .collect()
+            ]
+            for table in tables
+        }
+        if TABLE_FORMAT == "iceberg"
+        else {},
     }
     run = build(project, "v2")
     assert run.success, run.output[-5000:]
@@ -121,6 +133,8 @@ def test_a_killed_rebuild_changed_nothing_and_the_next_replaced_it_in_one_commit
     changed no row, and removed what the killed one had staged."""
     assert after_the_kill["versions"] == {name: ["v1", "v2"] for name in PUBLISHED_TABLES}
     assert any(after_the_kill["staged"].values()), "the kill came before any row was staged"
+    for ages in after_the_kill["retention"].values():  # Iceberg: expiry removes them in 7 days
+        assert all(age == 7 * 24 * 3600 * 1000 for age in ages), ages
     for table, before in after_the_kill["commits"].items():
         assert len(before) == 3, before  # the table's creation, v1's and v2's publication
         assert commits(table)[:-1] == before
@@ -213,7 +227,7 @@ def test_delta_commits_carry_row_counts_and_a_row_tracking_table_takes_them(
                     adds[action["add"]["path"]] = action["add"].get("stats")
         counts = []
         for path, stats in adds.items():
-            if "/staged/v2-" in path and any(file.endswith(path) for file in files):
+            if path.startswith("staged/v2-") and any(file.endswith(path) for file in files):
                 counts.append(json.loads(stats)["numRecords"] if stats else None)
         return counts
 

@@ -67,6 +67,9 @@ SESSION_CATALOGS = {
 
 #: Iceberg branches of staged versions start with this.
 STAGED_BRANCH = "staged_"
+#: How long a staged branch outlives its run (Iceberg's max ref age: snapshot expiry,
+#: ``expire_snapshots``, removes an older branch and the data files only it keeps).
+STAGED_BRANCH_RETENTION_DAYS = 7
 
 #: The table properties of an audit relation: the version whose rows it holds and
 #: the run (dbt invocation) that staged them.
@@ -275,7 +278,12 @@ def stage_on_branch(
         )
     drop_staged_branches(spark, published_table, partition_value)
     branch = staged_branch(partition_value, run_id)
-    spark.sql(f"alter table {published_table} create branch {branch}")
+    # a run refused by its audits or killed leaves its branch: the version's next run
+    # drops it, and Iceberg's snapshot expiry removes it after the retention whatever
+    spark.sql(
+        f"alter table {published_table} create branch {branch} "
+        f"retain {STAGED_BRANCH_RETENTION_DAYS} days"
+    )
     # Iceberg's default for a partitioned table (write.distribution-mode hash) shuffles
     # the rows by partition before writing, and sorts them in each task: an extra pass
     # over them, into the one task of the version's one partition. They are one
