@@ -76,9 +76,18 @@
             'parents': node.depends_on.nodes,
             'severity': node.config.severity}}) -%}
     {%- endfor -%}
+    {#- the audit relations whose rows this model publishes (config publish_to) -#}
+    {%- set staged = {} -%}
+    {%- for node in graph.nodes.values()
+          if node.package_name == model.package_name and node.resource_type == 'model'
+             and node.config.get('publish_to') == model.alias -%}
+        {%- do staged.update({node.unique_id: api.Relation.create(
+            database=node.database, schema=node.schema, identifier=node.alias)}) -%}
+    {%- endfor -%}
     {%- set version = embedding_version() -%}
     {%- set problems = adapter.unaudited(
-        model.unique_id, nodes, version, flags.WHICH, selected_resources, audit_ledger()) -%}
+        model.unique_id, nodes, version, flags.WHICH, selected_resources, audit_ledger(),
+        staged) -%}
     {%- if problems -%}
         {{ exceptions.raise_compiler_error(
             model.name ~ ": version " ~ version ~ " not published, nothing changed: its audits "

@@ -6,7 +6,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dbt.adapters.sparksession.audits import LedgerEntry, Node, required_audits, unaudited
+from dbt.adapters.sparksession.audits import (
+    LedgerEntry,
+    Node,
+    StagedLabels,
+    required_audits,
+    unaudited,
+)
 
 #: source → stg → staged → mart; a check of stg, an audit comparing staged with stg,
 #: a warning on staged, a test of the mart (after publication: never required)
@@ -33,14 +39,14 @@ def ledger(**entries) -> dict[str, LedgerEntry]:
     return {kinds[name]: entry for name, entry in entries.items()}
 
 
-def check(command="build", selected=(), entries=None, version="v2"):
-    return unaudited("model.p.mart", NODES, version, command, selected, entries or {})
+def check(command="build", selected=(), entries=None, version="v2", staged=None):
+    return unaudited("model.p.mart", NODES, version, command, selected, entries or {}, staged)
 
 
 GOOD = ledger(
     stg=LedgerEntry("v2", "success", at(0)),
     valid_stg=LedgerEntry("v2", "pass", at(0)),
-    staged=LedgerEntry("v2", "success", at(1)),
+    staged=LedgerEntry("v2", "success", at(1), invocation_id="run-1"),
     same_ids=LedgerEntry("v2", "pass", at(2)),
 )
 
@@ -100,3 +106,21 @@ def test_a_test_selected_in_dbt_run_did_not_run():
     selected = ["model.p.staged", "test.p.same_ids", "model.p.mart"]
     assert check("run", selected, GOOD) == ["same_ids: not run since staged was built"]
     assert check("build", selected, GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("labels", "problems"),
+    [
+        (StagedLabels("v2", "run-1"), []),
+        (StagedLabels(None, None), []),  # staged by an earlier release: the ledger decides
+        (StagedLabels("v3", "run-9"), ["staged: holds version v3's rows"]),
+        (
+            StagedLabels("v2", "run-9"),
+            ["staged: staged by run run-9, which recorded no build (killed before it finished?)"],
+        ),
+    ],
+)
+def test_the_rows_published_are_those_the_recorded_build_staged(labels, problems):
+    """A run killed after staging rows, before recording its build, left an audit
+    relation the ledger's entries say nothing about."""
+    assert check("run", ["model.p.mart"], GOOD, staged={"model.p.staged": labels}) == problems

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import build_arguments, stabilized_by_numpy
+from conftest import build_arguments, spark_session, stabilized_by_numpy
 
 from stabilization_tools.synthetic import Retrain, first_retrain, next_retrain
 
@@ -139,3 +139,25 @@ def test_build_per_model_publishes_what_a_whole_build_does(project, retrains):
             np.testing.assert_allclose(
                 published, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()
             )
+
+
+def test_rows_a_killed_run_staged_are_not_published(project):
+    """A run killed after staging rows and before recording its build (its on-run-end)
+    leaves an audit relation that the ledger's passed audits are not about: a mart
+    built alone refuses it, for another version's rows and for this version's alike."""
+    relation = f"{project.schema}.int_users_stabilized"
+    spark = spark_session()
+    before = project.published_tables()
+    # untouched, a rerun of the mart alone publishes the audited rows again: a no-op
+    run = project.invoke(*arguments(project, "run", "v3", "stabilized_user_embeddings"))
+    assert run.success, run.output
+    assert project.published_tables() == before
+    for key, value, problem in [
+        ("embedding_stabilization.run", "killed-run", "staged by run killed-run, which recorded"),
+        ("embedding_stabilization.version", "v9", "holds version v9's rows"),
+    ]:
+        spark.sql(f"alter table {relation} set tblproperties ('{key}' = '{value}')")
+        run = project.invoke(*arguments(project, "run", "v3", "stabilized_user_embeddings"))
+        assert not run.success
+        assert f"int_users_stabilized: {problem}" in run.output
+    assert project.published_tables() == before

@@ -55,6 +55,15 @@ class LedgerEntry(NamedTuple):
     status: str  # a model: success or error; a test: pass, warn, fail or error
     recorded_at: datetime
     failures: int | None = None
+    invocation_id: str | None = None
+
+
+class StagedLabels(NamedTuple):
+    """What an audit relation of write-audit-publish says it holds (its table
+    properties, set when its rows were staged; None: not labelled)."""
+
+    embedding_version: str | None
+    run: str | None  # the dbt invocation that staged the rows
 
 
 def upstream_models(publisher: str, nodes: Mapping[str, Node]) -> list[str]:
@@ -94,6 +103,7 @@ def unaudited(
     command: str,
     selected: Iterable[str],
     ledger: Mapping[str, LedgerEntry],
+    staged: Mapping[str, StagedLabels] | None = None,
 ) -> list[str]:
     """Why ``publisher`` may not publish ``version`` now: one line per model or audit
     that does not hold (empty: it may).
@@ -102,12 +112,28 @@ def unaudited(
     selected nodes: a selected model was built in it, before ``publisher`` (dbt runs
     a node after its parents, and not at all when one failed); a selected test ran
     before ``publisher`` only in ``dbt build``. ``ledger`` holds the latest entry of
-    each node recorded by earlier invocations.
+    each node recorded by earlier invocations. ``staged`` labels the audit relations
+    whose rows ``publisher`` publishes: they must hold ``version``, staged by the
+    build the ledger (or this invocation) records — not by a run killed before it
+    recorded anything.
     """
     selected = set(selected)
     models = upstream_models(publisher, nodes)
     built_now = {model for model in models if command in ("build", "run") and model in selected}
     problems = []
+    for model, labels in (staged or {}).items():
+        if labels.embedding_version not in (None, version):
+            problems.append(f"{short(model)}: holds version {labels.embedding_version}'s rows")
+        elif (
+            model not in built_now
+            and labels.run is not None
+            and model in ledger
+            and ledger[model].invocation_id != labels.run
+        ):
+            problems.append(
+                f"{short(model)}: staged by run {labels.run}, which recorded no build "
+                "(killed before it finished?)"
+            )
     for model in models:
         if model in built_now:
             continue

@@ -234,24 +234,29 @@ class SparksessionAdapter(SparkAdapter):
         command: str,
         selected: list[str],
         ledger: BaseRelation,
+        staged: dict | None = None,
     ) -> list[str]:
         """Why the model ``publisher`` may not publish ``version`` now (empty: it may):
         :func:`audits.unaudited` on the project's DAG (``nodes``: unique id →
-        ``resource_type``, ``parents``, ``severity``), this invocation and the audit
-        ledger, which is read only when this invocation alone does not settle it (a
-        whole ``dbt build`` never reads it)."""
+        ``resource_type``, ``parents``, ``severity``), this invocation, the labels of
+        the audit relations it publishes (``staged``: unique id → relation) and the
+        audit ledger, which is read only when this invocation alone does not settle it
+        (a whole ``dbt build`` never reads it)."""
         graph = {
             node_id: audits.Node(
                 node["resource_type"], tuple(node["parents"]), str(node.get("severity") or "error")
             )
             for node_id, node in nodes.items()
         }
-        problems = audits.unaudited(publisher, graph, version, command, selected, {})
+        labels = {
+            node_id: audits.StagedLabels(*self._staged_labels(relation))
+            for node_id, relation in (staged or {}).items()
+        }
+        problems = audits.unaudited(publisher, graph, version, command, selected, {}, labels)
         if not problems:
             return []
-        return audits.unaudited(
-            publisher, graph, version, command, selected, self._ledger_entries(ledger, graph)
-        )
+        entries = self._ledger_entries(ledger, graph)
+        return audits.unaudited(publisher, graph, version, command, selected, entries, labels)
 
     def _ledger_entries(self, ledger: BaseRelation, nodes) -> dict[str, audits.LedgerEntry]:
         """The latest entry of the audit ledger for each of ``nodes`` (none recorded: absent)."""
@@ -260,7 +265,7 @@ class SparksessionAdapter(SparkAdapter):
             return {}
         listed = ", ".join(sql_literal(node_id) for node_id in nodes)
         rows = session.sql(
-            f"select node, embedding_version, status, recorded_at, failures from ("
+            f"select node, embedding_version, status, recorded_at, failures, invocation_id from ("
             f"select *, row_number() over (partition by node order by recorded_at desc) as recency "
             f"from {ledger} where node in ({listed})) where recency = 1"
         ).collect()
@@ -272,13 +277,20 @@ class SparksessionAdapter(SparkAdapter):
         table property ``embedding_stabilization.version``, set when the rows were
         staged), or None when it has none (not such a relation, or staged by an
         earlier release)."""
+        return self._staged_labels(relation)[0]
+
+    def _staged_labels(self, relation) -> tuple[str | None, str | None]:
+        """(version, run) an audit relation is labelled with (None where it is not)."""
         session = self._session()
         if not session.catalog.tableExists(str(relation)):
-            return None
-        key = publication.STAGED_VERSION_PROPERTY
-        rows = session.sql(f"show tblproperties {relation} ('{key}')").collect()
-        value = rows[0][-1] if rows else None
-        return None if value is None or "does not have property" in value else value
+            return None, None
+        properties = {
+            row[0]: row[1] for row in session.sql(f"show tblproperties {relation}").collect()
+        }
+        return (
+            properties.get(publication.STAGED_VERSION_PROPERTY),
+            properties.get(publication.STAGED_RUN_PROPERTY),
+        )
 
     @available
     def staged_branch(self, value: str, run_id: str) -> str:
