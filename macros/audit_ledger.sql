@@ -25,7 +25,7 @@
 #}
 {% macro record_audits(results) %}
     {%- set version = var('embedding_version', '') | string | trim -%}
-    {#- compile, docs generate, … run this hook too, and --empty builds no rows: nothing to record -#}
+    {#- compile, docs generate, … run this hook too; --empty builds no rows: nothing to record -#}
     {%- if not execute or version in ('', 'None') or flags.WHICH not in ('build', 'run', 'test')
            or flags.EMPTY -%}
         {{ return('') }}
