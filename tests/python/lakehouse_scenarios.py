@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PUBLISHED_TABLES, DbtProject, max_relative_score_error, spark_session
+from conftest import (
+    PUBLISHED_TABLES,
+    DbtProject,
+    build_arguments,
+    max_relative_score_error,
+    spark_session,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +44,10 @@ def project():
     return project
 
 
-def build(project, version: str, partition: str | None = None, **extra_vars):
-    """Build ``version`` from the inputs' partition ``partition`` (default: the version's)."""
-    return project.build(
+def build(project, version: str, partition: str | None = None, select=None, **extra_vars):
+    """Build ``version`` from the inputs' partition ``partition`` (default: the version's);
+    the nodes ``select`` selects (default: all)."""
+    arguments = build_arguments(
         version,
         *project.inputs,
         table_format=TABLE_FORMAT,
@@ -48,6 +55,7 @@ def build(project, version: str, partition: str | None = None, **extra_vars):
         gram_method="arrow",  # Python models that write plain tables too
         **extra_vars,
     )
+    return project.invoke(*arguments, *(["--select", select] if select else []))
 
 
 def commits(table: str) -> list:
@@ -265,6 +273,40 @@ def test_delta_copies_the_rows_where_its_transaction_api_is_out_of_reach(
         assert copied and not any("/staged/" in file for file in copied), copied
         assert staged_leftovers(project, table) == []
     assert project.published_tables(("published_at",)) == published
+
+
+def test_iceberg_publishes_when_main_moved_during_the_audit_one_process_per_step(
+    project, after_the_kill
+):
+    """v3 (v1's retrain again) staged and audited by one dbt invocation, ``main`` moved by a compaction of
+    every published table, then the marts built by another invocation (as an
+    orchestrator runs them): the branch's commit lands on the moved ``main``."""
+    if TABLE_FORMAT != "iceberg":
+        pytest.skip("Iceberg's branches")
+    run = build(
+        project, "v3", partition="v1", select="path:models/staging path:models/intermediate"
+    )
+    assert run.success, run.output[-5000:]
+    tables = [f"{project.schema}.{name}" for name in EMBEDDING_TABLES]
+    for table in tables:
+        compacted = spark_session().sql(
+            f"call spark_catalog.system.rewrite_data_files(table => '{table}', "
+            "options => map('rewrite-all', 'true'))"
+        )
+        assert compacted.collect()[0][0] > 0, table  # files rewritten: main moved
+    before = {table: commits(table) for table in tables}
+    published = project.published_tables(("published_at",))
+    run = build(project, "v3", partition="v1", select="path:models/marts")
+    assert run.success, run.output[-5000:]
+    assert "CHERRYPICK" in run.output
+    for table in tables:
+        assert commits(table)[:-1] == before[table]  # one commit on the moved main
+        assert versions_in(project, table.split(".")[1]) == ["v1", "v2", "v3"]
+    after = project.published_tables(("published_at",))
+    for name, rows in published.items():  # the versions published before are unchanged
+        assert [r for r in after[name] if r["embedding_version"] != "v3"] == rows, name
+    run = project.invoke("run-operation", "unpublish_versions", "--args", "{versions: [v3]}")
+    assert run.success, run.output[-3000:]
 
 
 def test_time_travel_reads_an_earlier_published_state_after_unpublishing(project, after_the_kill):

@@ -293,9 +293,18 @@ class SparksessionAdapter(SparkAdapter):
         )
 
     @available
-    def staged_branch(self, value: str, run_id: str) -> str:
-        """The Iceberg branch the run ``run_id`` staged a version's rows on."""
-        return publication.staged_branch(value, run_id)
+    def publish_branch(self, relation: BaseRelation, staged: BaseRelation, value: str):
+        """Iceberg: publish the version's rows the audit view ``staged`` reads, written on
+        a branch of ``relation`` by the run that staged them (its label; this invocation
+        when unlabelled), by :func:`publication.publish_branch`. An adapter response."""
+        run = self._staged_labels(staged)[1]
+        if run is None:
+            from dbt_common.invocation import get_invocation_id
+
+            run = get_invocation_id()
+        branch = publication.staged_branch(value, run)
+        message = publication.publish_branch(self._session(), str(relation), branch)
+        return AdapterResponse(_message=message)
 
     @available
     def commit_staged_files(

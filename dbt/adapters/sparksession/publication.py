@@ -306,6 +306,35 @@ def stage_on_branch(
     return branch
 
 
+def publish_branch(spark, table: str, branch: str) -> str:
+    """Iceberg: make the rows staged on ``branch`` ``main``'s; return what was done.
+
+    ``main`` is fast-forwarded to the branch (a metadata commit) when it has not moved
+    since the branch was made from it. When it has (a compaction, another version's
+    publication, ``unpublish_versions``), the branch's one commit, which replaces the
+    version's partition, is cherry-picked onto ``main`` instead (Iceberg's
+    ``cherrypick_snapshot``, also a metadata commit, no row rewritten); Iceberg refuses
+    it, with its own error, if the version's partition changed meanwhile.
+    """
+    try:
+        spark.sql(
+            f"call spark_catalog.system.fast_forward(table => {quoted(table)}, "
+            f"branch => 'main', to => {quoted(branch)})"
+        ).collect()
+        return f"FAST FORWARD main of {table} to {branch}"
+    except Exception as error:  # classic and Connect sessions raise different types
+        if "is not an ancestor" not in str(error):
+            raise
+    head = spark.sql(
+        f"select snapshot_id from {table}.refs where name = {quoted(branch)}"
+    ).collect()[0][0]
+    spark.sql(
+        f"call spark_catalog.system.cherrypick_snapshot(table => {quoted(table)}, "
+        f"snapshot_id => {head})"
+    ).collect()
+    return f"CHERRYPICK {head} of {branch} onto main of {table} (main had moved)"
+
+
 def create_partition_view(
     spark,
     view: str,

@@ -57,14 +57,9 @@
     {%- set file_format = config.get('file_format', 'parquet') -%}
     {%- set literal = "'" ~ (value | replace("\\", "\\\\") | replace("'", "\\'")) ~ "'" -%}
     {%- if file_format == 'iceberg' -%}
-        {#- main fast-forwarded to the branch this run wrote the rows on: a metadata commit -#}
-        {% call statement('main') -%}
-            call spark_catalog.system.fast_forward(
-                table => '{{ target_relation }}',
-                branch => 'main',
-                to => '{{ adapter.staged_branch(value, invocation_id) }}'
-            )
-        {%- endcall %}
+        {#- main fast-forwarded to the branch the audited rows were written on (or, when
+            main moved meanwhile, that branch's commit cherry-picked): a metadata commit -#}
+        {%- do store_result('main', response=adapter.publish_branch(target_relation, staged, value)) -%}
         {%- do adapter.after_publishing(target_relation, staged, column, value, file_format) -%}
     {%- elif file_format == 'delta' -%}
         {#- the audited files committed in one transaction that replaces the version's rows -#}
