@@ -24,9 +24,11 @@ own commits:
 - **Iceberg**: the rows are written once, onto a branch of the published table
   (``staged_<version>_<hash>_<run>``, from ``main``); the audit relation is a
   view of that branch; publishing fast-forwards ``main`` to it (Iceberg's
-  ``fast_forward`` procedure: a metadata commit, no rows rewritten). ``main``
-  does not move before that; a later run of the version drops the branches
-  earlier runs left.
+  ``fast_forward`` procedure: a metadata commit, no rows rewritten), or, when
+  ``main`` moved meanwhile for another reason, cherry-picks the branch's one
+  commit (:func:`publish_branch`). This version's rows reach ``main`` no
+  earlier; a later run of the version drops the branches earlier runs left,
+  and snapshot expiry those older than their retention.
 - **Delta**: Delta has no branches. The rows are staged and audited as for
   Hive (Parquet files written once by the workers, under ``staged`` inside the
   table's folder); publishing commits those files to the table in one Delta
