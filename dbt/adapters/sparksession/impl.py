@@ -209,17 +209,19 @@ class SparksessionAdapter(SparkAdapter):
         try:
             if files.exists(staged):
                 candidates += [status.getPath().toString() for status in files.listStatus(staged)]
-            if column:
+            if column:  # a table of an earlier release: the partition's key=value folder
                 utils = self._session()._jvm.org.apache.spark.sql.catalyst.catalog
                 folder = utils.ExternalCatalogUtils.getPartitionPathString(column, value)
-                candidates.append(qualified(f"{table_location.rstrip('/')}/{folder}"))
+                legacy = qualified(f"{table_location.rstrip('/')}/{folder}")
+                if files.exists(path(legacy)):
+                    candidates.append(legacy)
         except Py4JError as error:
             logger.debug(f"staged folders of {relation} not listed: {error}")
         removed = []
         for location in dict.fromkeys(candidates):
-            if qualified(location) in kept or not location.startswith(inside):
+            if location in kept or not location.startswith(inside):
                 continue
-            if files.exists(path(location)) and files.delete(path(location), True):
+            if files.delete(path(location), True):
                 removed.append(location)
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")
