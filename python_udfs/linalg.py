@@ -1,6 +1,6 @@
 """The e×e linear algebra of embedding stabilization (pure numpy, float64).
 
-Notation follows ``DESIGN.md``: users ``W`` (m×e) and items ``T`` (n×e) are row
+Notation follows ``docs/method.md``: users ``W`` (m×e) and items ``T`` (n×e) are row
 vectors, scores are ``S = W Tᵀ``. Every function here takes only e×e matrices
 (Gram and cross-Gram matrices computed by Spark) and returns e×e matrices.
 """

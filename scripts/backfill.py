@@ -36,7 +36,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 
-from dbt_show import dbt_show
+from dbt_show import dbt_show, use_project_profiles
 
 PUBLISHED_SQL = """
 {%- set runs = adapter.get_relation(database=none, schema=target.schema,
@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stop at the first version that raises a drift alert (exit 1)",
     )
     args = parser.parse_args(argv)
+    use_project_profiles()
     if not args.versions and not args.partition_column:
         parser.error("give --versions, or --partition-column to read them from the inputs")
     if args.versions and (args.start or args.end):

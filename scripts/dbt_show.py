@@ -7,11 +7,20 @@ is started once for all of a script's queries and builds.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def use_project_profiles() -> None:
+    """Read the profile from the project's profiles/ unless DBT_PROFILES_DIR names
+    another folder, as `make demo` does: dbt's own default, ~/.dbt, is empty in a
+    plain shell, and the project's targets read only the variables
+    docs/configuration.md names."""
+    os.environ.setdefault("DBT_PROFILES_DIR", str(PROJECT_DIR / "profiles"))
 
 
 def dbt_show(sql: str, dbt_args: list[str], failure_hint: str = "") -> pd.DataFrame:

@@ -20,7 +20,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 
-from dbt_show import dbt_show
+from dbt_show import dbt_show, use_project_profiles
 
 from stabilization_tools.report import render_report
 
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="Embedding stabilization")
     parser.add_argument("--target", help="dbt target (default: the profile's)")
     args = parser.parse_args(argv)
+    use_project_profiles()
     dbt_args = ["--target", args.target] if args.target else []
     frames = report_frames(dbt_args)
     args.output.parent.mkdir(parents=True, exist_ok=True)

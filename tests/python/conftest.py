@@ -82,6 +82,18 @@ SHORT_LIVED_JVM = {
 }
 
 
+def plain_shell(command: str, user_home: Path, **named: str) -> dict:
+    """subprocess's ``args`` and ``env`` for ``command`` as a user types it in a new
+    login shell (``bash --login -c``): PATH from /etc/profile (no virtualenv's bin, no
+    pyenv), an empty home (no ~/.dbt), no DBT_PROFILES_DIR; only ``named``, variables
+    the docs name (docs/configuration.md), and JAVA_HOME if this machine sets it (and
+    :data:`SHORT_LIVED_JVM`'s options, which change only the JVM's speed)."""
+    user_home.mkdir(parents=True, exist_ok=True)
+    java_home = {"JAVA_HOME": os.environ["JAVA_HOME"]} if "JAVA_HOME" in os.environ else {}
+    environment = {"HOME": str(user_home), "LANG": "C.UTF-8", **java_home, **SHORT_LIVED_JVM}
+    return {"args": ["bash", "--login", "-c", command], "env": {**environment, **named}}
+
+
 def run_pytest(python: str, arguments: list[str], env: dict, timeout: int):
     """pytest in a process of its own (``python -m pytest``, in the project); fails with
     the run's failure lines (``E …``, ``FAILED …``; else its output's tail) and its

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import pytest
 from conftest import (
     PROJECT_DIR,
     SHORT_LIVED_JVM,
+    plain_shell,
     sigkilled_on_leaving,
     spark_session,
     stabilized_by_numpy,
@@ -69,37 +71,50 @@ def backfill_arguments(history, *more: str) -> list[str]:
     ]
 
 
+def named_variables(home: Path) -> dict:
+    """The variables docs/configuration.md names that the backfill's processes set: its
+    own metastore and warehouse, schema, dbt's target and log folders, two cores."""
+    return {
+        "DBT_SPARK_HOME": str(home),
+        "DBT_SCHEMA": SCHEMA,
+        "DBT_TARGET_PATH": str(home.parent / "target"),
+        "DBT_LOG_PATH": str(home.parent / "logs"),
+        "SPARK_MASTER": "local[2]",
+    }
+
+
 def child_environment(home: Path) -> dict:
     environment = {
         **os.environ,
         **SHORT_LIVED_JVM,
-        "DBT_SPARK_HOME": str(home),
-        "DBT_SCHEMA": SCHEMA,
+        **named_variables(home),
         "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
-        "DBT_TARGET_PATH": str(home.parent / "target"),
-        "DBT_LOG_PATH": str(home.parent / "logs"),
-        "SPARK_MASTER": "local[2]",
     }
     environment.pop("PYSPARK_GATEWAY_PORT", None)
     return environment
 
 
+def in_a_plain_shell(home: Path, command: str) -> dict:
+    """Popen's arguments for a documented command typed in a new login shell in the
+    project's folder, with only the variables the docs name."""
+    return {
+        **plain_shell(command, home.parent / "user_home", **named_variables(home)),
+        "cwd": PROJECT_DIR,
+    }
+
+
 def run_backfill(home: Path, arguments: list[str], output: Path, dump: bool = False):
-    """The backfill as a user runs it: a process of its own (its own Spark). With
-    ``dump``: the same backfill (its main()) in a child process that then writes every
-    published table to dump.json beside the home, on the Spark that built them."""
-    command = [str(BACKFILL), *arguments]
+    """The backfill as a user runs it: `make backfill ARGS="…"` in a plain shell, a process
+    of its own (its own Spark). With ``dump``: the same backfill (its main()) in a child
+    process that then writes every published table to dump.json beside the home, on the
+    Spark that built them."""
     if dump:
-        command = [str(CHILD), str(dump_spec(home, [["backfill", arguments]]))]
+        command = [sys.executable, str(CHILD), str(dump_spec(home, [["backfill", arguments]]))]
+        how = {"args": command, "cwd": PROJECT_DIR, "env": child_environment(home)}
+    else:
+        how = in_a_plain_shell(home, f"make backfill ARGS={shlex.quote(shlex.join(arguments))}")
     with open(output, "a") as log:  # a file: a full pipe would block the child
-        return subprocess.Popen(
-            [sys.executable, *command],
-            cwd=PROJECT_DIR,
-            env=child_environment(home),
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        return subprocess.Popen(**how, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
 
 
 def backfill_module():
@@ -172,9 +187,10 @@ def backfills(history, tmp_path_factory):
             "the resumed backfill to read what was published",
         )
         intruder = subprocess.run(
-            [sys.executable, str(BACKFILL), *backfill_arguments(history)],
-            cwd=PROJECT_DIR,
-            env=child_environment(home),
+            **in_a_plain_shell(
+                home,
+                f".venv/bin/python scripts/backfill.py {shlex.join(backfill_arguments(history))}",
+            ),
             capture_output=True,
             text=True,
             timeout=600,
@@ -284,3 +300,32 @@ def test_a_failure_stops_the_backfill_and_keeps_what_was_published(history, spar
         f"select embedding_version from {HERE_SCHEMA}.stabilization_runs"
     )
     assert [row[0] for row in published.collect()] == [PARTITIONS[0]]
+
+
+def test_the_report_and_a_take_back_work_as_documented_in_a_plain_shell(backfills):
+    """After the backfill, each in a new login shell: docs/operating.md's report of the
+    three versions, then, in the README's shell (the virtualenv activated,
+    DBT_PROFILES_DIR=profiles), the last version taken back with unpublish_versions."""
+    home = backfills["resumed"][0]
+    report = home.parent / "report.html"
+    commands = (
+        f".venv/bin/python scripts/report.py --output {report}",
+        (
+            "source .venv/bin/activate && export DBT_PROFILES_DIR=profiles"
+            f" && dbt run-operation unpublish_versions --args '{{versions: [\"{UNRELATED}\"]}}'"
+        ),
+    )
+    outputs = []
+    for command in commands:
+        run = subprocess.run(
+            **in_a_plain_shell(home, command),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert run.returncode == 0, f"{command}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        outputs.append(run.stdout)
+    assert f"wrote {report} (3 versions)" in outputs[0]
+    assert all(version in report.read_text() for version in PARTITIONS)
+    assert published_partitions(home) == [f"embedding_version={p}" for p in PARTITIONS[:-1]]
