@@ -4,7 +4,8 @@
 #   make test-quick  the math, dbt's unit tests and one pipeline build (≤ 5 minutes)
 #   make lint   ruff (Python) and sqlfluff (the SQL of models and macros), as CI runs them
 #   make test-lakehouse  the published tables as Iceberg and as Delta tables (CI runs it)
-#   make test-spark3.5  the pipeline, bad-input, partitioned-input and cluster tests on Spark 3.5
+#   make test-spark3.5  the pipeline, bad-input, partitioned-input, cluster and Iceberg and
+#                       Delta tests on Spark 3.5
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
 # of the published versions), make docs (dbt docs generate + serve), make backfill (a history
 # of retrains: make backfill ARGS="--users db.user_emb --items db.item_emb --partition-column ds").
@@ -19,7 +20,7 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup jars setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate report docs backfill dist clean
+.PHONY: setup jars jars-spark3.5 setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -59,25 +60,43 @@ $(VENV)/.installed: pyproject.toml
 		|| echo "no class archive made: local Spark sessions will start without it (slower)"
 	touch $@
 
-# Iceberg's and Delta Lake's Spark jars for the pinned Spark line (4.1), fetched once
-# from Maven Central into .venv/jars, which the local_iceberg and local_delta targets
-# load by path: a session never downloads anything. Only those targets need them.
+# Iceberg's and Delta Lake's Spark jars for each Spark line, fetched once from Maven
+# Central into the line's environment (.venv/jars for 4.1, .venv-spark3.5/jars for
+# 3.5), which the local_iceberg and local_delta targets load by path
+# (DBT_LAKEHOUSE_JARS): a session never downloads anything. Only those targets need
+# them. Iceberg 1.12 builds a runtime for each line; Delta's 4.x line is for Spark 4,
+# its 3.3 line for Spark 3.5 (Scala 2.12): 3.3.3, whose
+# CREATE OR REPLACE TABLE … AS SELECT works on Spark 3.5.6 and later (delta-io/delta#4671).
 LAKEHOUSE_JARS := org.apache.iceberg:iceberg-spark-runtime-4.1_2.13:1.12.0 \
 	io.delta:delta-spark_4.1_2.13:4.4.0 io.delta:delta-storage:4.4.0
+LAKEHOUSE_JARS_SPARK35 := org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.12.0 \
+	io.delta:delta-spark_2.12:3.3.3 io.delta:delta-storage:3.3.3
 JARS := $(VENV)/jars
-COPY_JAR := mvn --quiet --batch-mode dependency:copy -DoutputDirectory=$(JARS) -Dartifact=
+JARS35 := $(VENV35)/jars
+
+# $(call fetch_jars,folder,artifacts): Maven's dependency:copy of each artifact (no
+# dependencies: each runtime jar carries its own) into the folder; once more 20 s later
+# if the registry cuts one short
+define fetch_jars
+	@command -v mvn >/dev/null || { echo "Maven (mvn) fetches the Iceberg and Delta jars: install it, or put $(2) in $(1)/"; exit 1; }
+	rm -rf $(1) && mkdir -p $(1)
+	for artifact in $(2); do \
+		copy="mvn --quiet --batch-mode dependency:copy -DoutputDirectory=$(1) -Dartifact=$$artifact"; \
+		$$copy || { echo "fetching $$artifact failed: trying again in 20 s"; sleep 20; $$copy; } \
+			|| exit 1; \
+	done
+	touch $(1)/.fetched
+endef
 
 jars: $(JARS)/.fetched
 
 $(JARS)/.fetched: Makefile
-	@command -v mvn >/dev/null || { echo "Maven (mvn) fetches the Iceberg and Delta jars: install it, or put $(LAKEHOUSE_JARS) in $(JARS)/"; exit 1; }
-	rm -rf $(JARS) && mkdir -p $(JARS)
-	for artifact in $(LAKEHOUSE_JARS); do \
-		$(COPY_JAR)$$artifact \
-			|| { echo "fetching $$artifact failed: trying again in 20 s"; sleep 20; $(COPY_JAR)$$artifact; } \
-			|| exit 1; \
-	done
-	touch $@
+	$(call fetch_jars,$(JARS),$(LAKEHOUSE_JARS))
+
+jars-spark3.5: $(JARS35)/.fetched
+
+$(JARS35)/.fetched: Makefile
+	$(call fetch_jars,$(JARS35),$(LAKEHOUSE_JARS_SPARK35))
 
 setup-spark3.5: $(VENV35)/.installed
 
@@ -139,10 +158,11 @@ test-quick: setup
 
 # on Spark 3.5 (CI runs it after make test; test_spark35.py, skipped by make test): a
 # pipeline of two versions, every bad input, partitioned inputs, and spark-submit of one
-# version on a 3.5 standalone cluster, in .venv-spark3.5's Python; one session
-test-spark3.5: setup setup-spark3.5
+# version on a 3.5 standalone cluster, in .venv-spark3.5's Python, one session; beside
+# them (two workers) Iceberg and Delta tables published with the 3.5 jars
+test-spark3.5: setup setup-spark3.5 jars-spark3.5
 	SPARK35_PYTHON=$(abspath $(VENV35))/bin/python $(BIN)/python -m pytest -p no:cacheprovider \
-		-s tests/python/test_spark35.py
+		-n 2 --durations=5 tests/python/test_spark35.py
 
 # what CI checks before the tests (pre-commit runs the same: pre-commit install)
 lint: setup

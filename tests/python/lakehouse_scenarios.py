@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import (
+    PROJECT_DIR,
     PUBLISHED_TABLES,
     DbtProject,
     build_arguments,
@@ -147,9 +149,6 @@ def test_a_killed_rebuild_changed_nothing_and_the_next_replaced_it_in_one_commit
         assert len(before) == 3, before  # the table's creation, v1's and v2's publication
         assert commits(table)[:-1] == before
         assert staged_leftovers(project, table) == []
-        if TABLE_FORMAT == "delta":  # the staged files were committed, not copied
-            published = files_read(table, "embedding_version = 'v2'")
-            assert published and all("/staged/v2-" in file for file in published), published
     assert project.published_tables(("published_at",)) == after_the_kill["tables"]
 
 
@@ -158,6 +157,10 @@ def test_versions_are_published_in_the_format_aligned_and_every_score_kept(proje
         detail = spark_session().sql(f"describe table extended {project.schema}.{name}")
         provider = {row[0]: row[1] for row in detail.collect()}["Provider"]
         assert provider == TABLE_FORMAT, name
+    if TABLE_FORMAT == "delta":  # the staged files were committed by Delta's classes, not copied
+        for name in EMBEDDING_TABLES:
+            published = files_read(f"{project.schema}.{name}", "embedding_version = 'v2'")
+            assert published and all("/staged/v2-" in file for file in published), published
     runs = project.table("stabilization_runs")
     assert list(runs.embedding_version) == ["v1", "v2"]
     assert list(runs.base_version.fillna("-")) == ["-", "v1"]
@@ -307,6 +310,68 @@ def test_iceberg_publishes_when_main_moved_during_the_audit_one_process_per_step
         assert [r for r in after[name] if r["embedding_version"] != "v3"] == rows, name
     run = project.invoke("run-operation", "unpublish_versions", "--args", "{versions: [v3]}")
     assert run.success, run.output[-3000:]
+
+
+#: the library each format's example in docs/reading.md reads with
+READERS = {"iceberg": "pyiceberg", "delta": "deltalake"}
+#: the placeholder of the examples' schema folder
+EXAMPLE_FOLDER = 'Path("/data/warehouse/embeddings.db")'
+
+
+def reading_example(library: str) -> str:
+    """The Python example of docs/reading.md that reads with ``library``."""
+    page = (PROJECT_DIR / "docs" / "reading.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+    [example] = [block for block in blocks if f"from {library}" in block]
+    assert EXAMPLE_FOLDER in example
+    return example
+
+
+def sorted_by_id(rows) -> np.ndarray:
+    """The embeddings of a pyarrow table, float64, ordered by id."""
+    order = np.argsort(rows["id"].to_numpy())
+    return np.stack(rows["embedding"].to_numpy(zero_copy_only=False))[order].astype(np.float64)
+
+
+def test_python_readers_read_the_latest_version_and_travel_back_as_documented(
+    project, after_the_kill
+):
+    """docs/reading.md's example for the format (PyIceberg, delta-rs: no Spark), run as
+    written but for the schema's folder: the latest version is v2, the one published
+    last; its scores are the input retrain's; the first publication, read by time
+    travel, holds v1 only, with v1's scores."""
+    location = (
+        spark_session()
+        .sql(f"describe table extended {project.schema}.stabilization_runs")
+        .where("col_name = 'Location'")
+        .collect()[0][1]
+    )
+    schema_folder = Path(location.removeprefix("file:")).parent
+    example = reading_example(READERS[TABLE_FORMAT])
+    example = example.replace(EXAMPLE_FOLDER, f"Path({str(schema_folder)!r})")
+    read = {}
+    exec(compile(example, "docs/reading.md", "exec"), read)  # noqa: S102 - the docs' own code
+
+    def raw(version: str, side: str) -> np.ndarray:
+        rows = spark_session().sql(f"select * from {project.parquet[f'{version}/{side}']}")
+        return np.stack(rows.orderBy("id").toPandas().embedding).astype(np.float64)
+
+    assert read["latest"] == "v2"
+    assert set(read["users"]["embedding_version"].to_pylist()) == {"v2"}
+    error = max_relative_score_error(
+        raw("v2", "users"),
+        raw("v2", "items"),
+        sorted_by_id(read["users"]),
+        sorted_by_id(read["items"]),
+    )
+    assert error < 1e-5
+    first = read["first_published"]
+    assert set(first["embedding_version"].to_pylist()) == {"v1"}
+    _, items_v1 = project.embeddings("stabilized_item_embeddings", "v1")
+    error = max_relative_score_error(
+        raw("v1", "users"), raw("v1", "items"), sorted_by_id(first), items_v1
+    )
+    assert error < 1e-5
 
 
 def test_time_travel_reads_an_earlier_published_state_after_unpublishing(project, after_the_kill):

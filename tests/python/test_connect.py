@@ -36,6 +36,11 @@ from stabilization_tools.synthetic import first_retrain, next_retrain
 pytestmark = pytest.mark.integration
 
 SCHEMA = "over_connect"
+#: The server requires this bearer token (``spark.connect.authenticate.token``), and the
+#: clients' URL carries it with a header as a managed endpoint's does (Databricks: a
+#: personal access token and the cluster's id, docs/deployments.md)
+TOKEN = "dapi-test-0123456789"
+HEADERS = ";x-databricks-cluster-id=0123-456789-abcdefgh"
 #: dbt's console script of this venv
 DBT = Path(sys.executable).with_name("dbt")
 
@@ -55,6 +60,8 @@ def server(tmp_path_factory):
         "spark.connect.grpc.binding.address=127.0.0.1",
         "--conf",
         f"spark.connect.grpc.binding.port={port}",
+        "--conf",
+        f"spark.connect.authenticate.token={TOKEN}",
         "--conf",
         "spark.sql.catalogImplementation=hive",
         "--conf",
@@ -101,7 +108,9 @@ def server(tmp_path_factory):
             120,
             "the Spark Connect server",
         )
-        yield {"url": f"sc://127.0.0.1:{port}", "root": root, "log": log, "process": process}
+        # localhost: pyspark sends a token without TLS only to a local server
+        url = f"sc://localhost:{port}/;token={TOKEN}{HEADERS}"
+        yield {"url": url, "root": root, "log": log, "process": process}
     finally:
         stop_process_group(process)
 
@@ -216,6 +225,19 @@ def test_a_failing_python_model_shows_its_traceback_over_connect(server, dbt_pro
     assert "Python model model.embedding_stabilization.int_transforms_solved failed" in output
     assert "Traceback (most recent call last)" in output
     assert "user embeddings have dimension 6 but item embeddings have dimension 4" in output
+
+
+def test_a_wrong_token_is_refused_and_never_shown(server, tmp_path):
+    """The server checks the URL's token (every other test passes the right one, with a
+    header beside it); a wrong one is a clear error that does not print it."""
+    wrong = server["url"].replace(TOKEN, "dapi-wrong-token")
+    run = dbt_over_connect(wrong, tmp_path, "debug")
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "cannot reach the Spark Connect server at sc://localhost:" in output
+    assert "UNAUTHENTICATED" in output, output[-3000:]
+    assert ";token=***;x-databricks-cluster-id=" in output
+    assert "dapi-wrong-token" not in output and TOKEN not in output
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path):

@@ -96,3 +96,19 @@ def test_every_relative_link_resolves(page):
         assert linked.exists(), f"{page.name}: {target}"
         if fragment and linked.suffix == ".md":
             assert fragment in headings(linked), f"{page.name}: {target}"
+
+
+def test_one_release_version_everywhere_it_is_named():
+    """The Python package, the dbt package, the CHANGELOG's latest release, the README's
+    compatibility table and the package example's tag name one version."""
+    pyproject = (PROJECT_DIR / "pyproject.toml").read_text()  # tomllib: Python 3.11 and later
+    version = re.search(r'^version = "(.+)"$', pyproject, re.MULTILINE).group(1)
+    dbt_package = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    changelog = (PROJECT_DIR / "CHANGELOG.md").read_text()
+    released = re.findall(r"^## (\d+\.\d+\.\d+) - \d{4}-\d{2}-\d{2}$", changelog, re.MULTILINE)
+    readme = (PROJECT_DIR / "README.md").read_text()
+    assert dbt_package["version"] == version
+    assert released and released[0] == version, released
+    assert f"Release {version} (" in readme
+    assert re.findall(r"revision: (v[\d.]+)", readme) == [f"v{version}"]
+    assert 'license-files = ["LICENSE"]' in pyproject and (PROJECT_DIR / "LICENSE").exists()

@@ -1,7 +1,9 @@
 """The pipeline, every bad input, partitioned inputs and spark-submit on a standalone
 cluster, on Spark 3.5 as well: those modules run again by the Python of the Spark 3.5
 environment (``.venv-spark3.5``), in one pytest process of its own (one local Spark
-session for its modules).
+session for its modules); and the published tables as Iceberg and as Delta tables
+with that environment's jars (Iceberg's 3.5 runtime, Delta 3.3: ``make
+jars-spark3.5``), each format in processes of its own (test_lakehouse.py's 3.5 part).
 
 ``make test-spark3.5`` (a step of CI of its own, after ``make test``) passes that
 Python as ``SPARK35_PYTHON``; without it (``make test``, a plain ``pytest``) this is
@@ -26,17 +28,26 @@ pytestmark = pytest.mark.integration
 MODULES = ("test_pipeline.py", "test_bad_input.py", "test_partitioned_inputs.py", "test_cluster.py")
 
 
-def test_the_modules_that_differ_between_spark_lines_pass_on_spark_3_5(tmp_path):
+def spark35_python() -> str:
     python = os.environ.get("SPARK35_PYTHON")
     if not python:
         pytest.skip("SPARK35_PYTHON unset: make test-spark3.5 runs it")
     assert Path(python).exists(), f"{python} is missing: make setup-spark3.5 makes it"
-    # the child is a pytest run of its own, not one of this run's xdist workers
+    return python
+
+
+def child_environment(**more: str) -> dict:
+    """This environment for a pytest run of its own, not one of this run's xdist workers."""
     environment = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("PYTEST_", "PYSPARK_GATEWAY", "SPARK35_"))
     }
+    return {**environment, **more}
+
+
+def test_the_modules_that_differ_between_spark_lines_pass_on_spark_3_5(tmp_path):
+    python = spark35_python()
     run = run_pytest(
         python,
         [
@@ -49,8 +60,30 @@ def test_the_modules_that_differ_between_spark_lines_pass_on_spark_3_5(tmp_path)
             "-k",
             "not renders_in_chromium and not docs_site and not rebuilding",
         ],
-        env=environment,
+        env=child_environment(),
         timeout=1500,
     )
     print(run.stdout[-4000:])  # the child's summary and slowest tests, in this run's output
+    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-2000:]
+
+
+@pytest.mark.parametrize("table_format", ["iceberg", "delta"])
+def test_iceberg_and_delta_tables_publish_on_spark_3_5(table_format, tmp_path):
+    python = spark35_python()
+    jars = Path(python).parents[1] / "jars"
+    assert any(jars.glob("*.jar")), f"no jars in {jars}: make jars-spark3.5 fetches them"
+    run = run_pytest(
+        python,
+        [
+            "-W",
+            "ignore::DeprecationWarning",
+            "--basetemp",
+            str(tmp_path / "pytest"),
+            str(Path(__file__).with_name("test_lakehouse.py")),
+            "-k",
+            table_format,
+        ],
+        env=child_environment(LAKEHOUSE_SPARK35="1", DBT_LAKEHOUSE_JARS=str(jars)),
+        timeout=1500,
+    )
     assert " passed" in run.stdout.splitlines()[-1], run.stdout[-2000:]

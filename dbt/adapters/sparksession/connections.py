@@ -27,6 +27,12 @@ from dbt.adapters.sparksession.session import hive_session
 SESSION, CONNECT = "session", "connect"
 
 
+def redacted(url: str) -> str:
+    """A Spark Connect URL as logs and messages show it: its bearer token's value
+    (``;token=…``, a managed endpoint's personal access token) replaced by ``***``."""
+    return re.sub(r"(;token=)[^;]*", r"\1***", url, flags=re.IGNORECASE)
+
+
 @dataclass
 class SparksessionCredentials(SparkCredentials):
     """dbt-spark credentials under this plugin's type name, plus ``method: connect``.
@@ -43,9 +49,16 @@ class SparksessionCredentials(SparkCredentials):
         if self.method == CONNECT and not str(self.host or "").startswith("sc://"):
             raise DbtRuntimeError(
                 f"method: connect needs host to be a Spark Connect URL such as "
-                f"sc://host:15002 (got {self.host!r}; set SPARK_REMOTE for the connect target)"
+                f"sc://host:15002 (got {redacted(str(self.host))!r}; set SPARK_REMOTE for the "
+                "connect target)"
             )
         super().__post_init__()
+
+    def connection_info(self, *, with_aliases: bool = False):
+        """What ``dbt debug`` and the logs show of the connection: the host with its
+        token redacted."""
+        for key, value in super().connection_info(with_aliases=with_aliases):
+            yield key, redacted(value) if key == "host" and isinstance(value, str) else value
 
     @property
     def type(self) -> str:

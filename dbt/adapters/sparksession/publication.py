@@ -401,15 +401,8 @@ def commit_staged_files(
     try:
         delta = jvm.org.apache.spark.sql.delta
         transaction = delta.DeltaLog.forTable(spark._jsparkSession, location).startTransaction()
-        nothing = jvm.scala.Option.empty()
         predicate = f"{partition_column} = {sql_literal(partition_value)}"
-        # recorded in the table's history as an overwrite of the version (replaceWhere)
-        operation = delta.DeltaOperations.Write(
-            jvm.org.apache.spark.sql.SaveMode.Overwrite,
-            nothing,
-            jvm.scala.Option.apply(predicate),
-            *[nothing] * 6,
-        )
+        operation = delta_overwrite_operation(jvm, predicate)
         actions = jvm.java.util.ArrayList()
         runs = {staged.rstrip("/").rsplit("/", 1)[-1]}
         runs_prefix = delta_runs_prefix(partition_value)
@@ -446,7 +439,8 @@ def commit_staged_files(
                 ),
             }
             actions.add(delta.actions.Action.fromJson(json.dumps({"add": added})))
-        committed = jvm.scala.jdk.javaapi.CollectionConverters.asScala(actions).toList()
+        # JavaConverters: in Scala 2.12 (Spark 3.5, Delta 3.3) and 2.13 (Spark 4) alike
+        committed = jvm.scala.collection.JavaConverters.asScalaBuffer(actions).toList()
     except (Py4JError, TypeError) as error:
         if isinstance(error, Py4JJavaError):
             raise  # Delta or the file system refused (a missing file, a permission): not hidden
@@ -454,6 +448,29 @@ def commit_staged_files(
         logger.debug(f"{location}: Delta's transaction classes out of reach ({error})")
         return None
     return DeltaCommit(transaction.commit(committed, operation), frozenset(runs))
+
+
+def delta_overwrite_operation(jvm, predicate: str):
+    """Delta's ``Write`` operation for an overwrite of the rows ``predicate`` selects
+    (``replaceWhere``), as the table's history records it. Its constructor takes the
+    save mode, partition columns, predicate and user metadata (Delta 3.3), and five
+    options more from Delta 4; py4j picks a constructor by its argument count."""
+    from py4j.protocol import Py4JError
+
+    nothing = jvm.scala.Option.empty()
+    known = (
+        jvm.org.apache.spark.sql.SaveMode.Overwrite,
+        nothing,
+        jvm.scala.Option.apply(predicate),
+    )
+    for options in (6, 1):  # Delta 4.x, then 3.x
+        try:
+            return jvm.org.apache.spark.sql.delta.DeltaOperations.Write(
+                *known, *[nothing] * options
+            )
+        except Py4JError as error:
+            if "does not exist" not in str(error) or options == 1:
+                raise
 
 
 def parquet_rows(jvm, file_path, hadoop_conf) -> int:

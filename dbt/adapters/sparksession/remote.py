@@ -18,6 +18,8 @@ from pathlib import Path
 from dbt.adapters.exceptions.connection import FailedToConnectError
 from dbt_common.exceptions import DbtRuntimeError
 
+from dbt.adapters.sparksession.connections import redacted
+
 __all__ = ["connect_session", "package_zip"]
 
 #: One session per URL for this process (dbt's threads share it), with its artifacts shipped.
@@ -64,7 +66,7 @@ def _reachable_session(url: str, retries: int):
         # so pyspark.sql.functions build Connect expressions in the Python models
         session = SparkSession.builder.remote(url).create()
     except (PySparkException, ValueError) as exc:
-        raise FailedToConnectError(f"invalid Spark Connect URL {url}: {exc}") from None
+        raise FailedToConnectError(f"invalid Spark Connect URL {redacted(url)}: {exc}") from None
     client = session.client
     policies = client.get_retry_policies()
     client.set_retry_policies(
@@ -78,8 +80,9 @@ def _reachable_session(url: str, retries: int):
         # closed, the client skips its clean-up requests at exit (retried for minutes)
         client.close()
         raise FailedToConnectError(
-            f"cannot reach the Spark Connect server at {url} ({_grpc_reason(exc)}). Is the server "
-            "running and the URL right? The connect target reads it from SPARK_REMOTE."
+            f"cannot reach the Spark Connect server at {redacted(url)} ({_grpc_reason(exc)}). "
+            "Is the server running and the URL (and its token) right? The connect target "
+            "reads it from SPARK_REMOTE."
         ) from None
     finally:
         client.set_retry_policies(policies)
@@ -112,7 +115,7 @@ def _apply_parameters(session, parameters: dict[str, str], url: str) -> None:
         except PySparkException as exc:
             raise DbtRuntimeError(
                 f"server_side_parameters: {key} cannot be set by a client of the Spark "
-                f"Connect server at {url}; set it in the server's configuration "
+                f"Connect server at {redacted(url)}; set it in the server's configuration "
                 f"({str(exc).splitlines()[0]})"
             ) from None
 
