@@ -162,7 +162,7 @@ test-quick: setup
 # them (two workers) Iceberg and Delta tables published with the 3.5 jars
 test-spark3.5: setup setup-spark3.5 jars-spark3.5
 	SPARK35_PYTHON=$(abspath $(VENV35))/bin/python $(BIN)/python -m pytest -p no:cacheprovider \
-		-n 2 --durations=5 tests/python/test_spark35.py
+		-n 3 --durations=5 tests/python/test_spark35.py
 
 # what CI checks before the tests (pre-commit runs the same: pre-commit install)
 lint: setup

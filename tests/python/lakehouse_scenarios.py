@@ -110,7 +110,8 @@ def versions_in(project, table: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def after_the_kill(project):
-    """What the killed rebuild of v2 left published, then v2 rebuilt (the next run)."""
+    """What the killed rebuild of v2 left published, then v2 rebuilt (the next run).
+    On Spark 3.5 (test_lakehouse.py's 3.5 part) what the backfill published."""
     tables = [f"{project.schema}.{name}" for name in EMBEDDING_TABLES]
     left = {
         "versions": {name: versions_in(project, name) for name in PUBLISHED_TABLES},
@@ -130,8 +131,9 @@ def after_the_kill(project):
         if TABLE_FORMAT == "iceberg"
         else {},
     }
-    run = build(project, "v2")
-    assert run.success, run.output[-5000:]
+    if not os.environ.get("LAKEHOUSE_SPARK35"):  # on Spark 3.5: no kill, nothing to rebuild
+        run = build(project, "v2")
+        assert run.success, run.output[-5000:]
     return left
 
 
