@@ -12,6 +12,14 @@
       stable), then the partials are added in partition order, so a rebuild
       reproduces the Gram bit for bit (a plain sum() adds partials in whatever
       order the shuffle delivers them).
+    - at most var gram_sql_block_size (64) sums per aggregate: past
+      spark.sql.codegen.maxFields (100) columns Spark gives up whole-stage code
+      generation and runs the aggregate interpreted (e = 256: 129 or 256 sums).
+      Wider Grams are summed in blocks of offsets: each row's (i, x) is repeated
+      once per block, and block b sums the offsets b·B … b·B + B − 1 (right
+      values padded with zeros; offsets past the last are dropped). The partial
+      sums add the same products in the same order, so the values are the same
+      bits as unblocked.
     The width e is read from one row at run time (var embedding_dimension
     overrides it; unit tests set it).
 #}
@@ -27,7 +35,12 @@
         cast(0 as double) as value
     where false
     {%- else -%}
-    {%- set offsets = range(width // 2 + 1) if symmetric else range(width) %}
+    {%- set offsets = range(width // 2 + 1) if symmetric else range(width) -%}
+    {%- set block_size = [offsets | length, var('gram_sql_block_size', 64) | int] | min -%}
+    {%- set blocks = ((offsets | length) + block_size - 1) // block_size -%}
+    {#- the right values' length the last block reads up to: e, or 2e (symmetric) -#}
+    {%- set padding = [0, blocks * block_size - width] | max -%}
+    {%- set block_start = ("block * " ~ block_size ~ " + ") if blocks > 1 else "" %}
     select
         {{ sql_string(gram_name) }} as gram_name,
         i,
@@ -47,18 +60,26 @@
             select
                 partition_id,
                 i,
-                {%- for offset in offsets %}
-                sum(x * right_values[{{ "i + " if symmetric }}{{ offset }}]) as sum_{{ offset }}
+                {%- if blocks > 1 %}
+                block,
+                {%- endif %}
+                {%- for k in range(block_size) %}
+                sum(x * right_values[{{ "i + " if symmetric }}{{ block_start }}{{ k }}]) as sum_{{ k }}
                 {{- "," if not loop.last }}
                 {%- endfor %}
             from (
                 select
                     spark_partition_id() as partition_id,
                     cast({{ left_column }} as array<double>) as left_values,
-                    {% if symmetric -%}
+                    {% if symmetric or padding > 0 -%}
                     concat(
-                        cast({{ right_column }} as array<double>),
                         cast({{ right_column }} as array<double>)
+                        {%- if symmetric %},
+                        cast({{ right_column }} as array<double>)
+                        {%- endif %}
+                        {%- if padding > 0 %},
+                        array_repeat(cast(0 as double), {{ padding }})
+                        {%- endif %}
                     ) as right_values
                     {%- else -%}
                     cast({{ right_column }} as array<double>) as right_values
@@ -66,12 +87,15 @@
                 from {{ relation }}
             ) as rows_with_partition
             lateral view posexplode(left_values) left_values_exploded as i, x
-            group by partition_id, i
+            {%- if blocks > 1 %}
+            lateral view explode(sequence(0, {{ blocks - 1 }})) block_numbers as block
+            {%- endif %}
+            group by partition_id, i{{ ", block" if blocks > 1 }}
         ) as partial_sums
         lateral view stack(
-            {{ offsets | length }},
-            {%- for offset in offsets %}
-            {{ offset }}, sum_{{ offset }}{{ "," if not loop.last }}
+            {{ block_size }},
+            {%- for k in range(block_size) %}
+            {{ block_start }}{{ k }}, sum_{{ k }}{{ "," if not loop.last }}
             {%- endfor %}
         ) unstacked as offset, partial_value
         {%- if symmetric %}
@@ -89,6 +113,9 @@
         ) cells as cell
         {%- else %}
         lateral view explode(array(named_struct('i', i, 'j', offset))) cells as cell
+        {%- endif %}
+        {%- if blocks * block_size > offsets | length %}
+        where offset < {{ offsets | length }}  -- the last block's padding
         {%- endif %}
     ) as partials
     group by i, j

@@ -27,4 +27,8 @@ def test_gram_sql_unit_tests_pass(module_project):
     assert run.success, run.output
     run = module_project.invoke("test", "--select", "int_gram_matrices,test_type:unit", *common)
     assert run.success, run.output
-    assert len([r for r in run.results if r.node.resource_type == "unit_test"]) == 3
+    unit_tests = {r.node.name: r.node for r in run.results if r.node.resource_type == "unit_test"}
+    assert len(unit_tests) == 5, sorted(unit_tests)
+    # two of them sum in blocks (var gram_sql_block_size), the others not
+    blocked = {name for name, node in unit_tests.items() if "block_numbers" in node.compiled_code}
+    assert blocked == {name for name in unit_tests if "_in_blocks_" in name}, blocked
