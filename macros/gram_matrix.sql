@@ -15,9 +15,10 @@
     - at most var gram_sql_block_size (64) sums per aggregate: past
       spark.sql.codegen.maxFields (100) columns Spark gives up whole-stage code
       generation and runs the aggregate interpreted (e = 256: 129 or 256 sums).
-      Wider Grams are summed in blocks of offsets: each row's (i, x) is repeated
-      once per block, and block b sums the offsets b·B … b·B + B − 1 (right
-      values padded with zeros; offsets past the last are dropped). The partial
+      Wider Grams are summed in blocks of offsets, as even as they can be: each
+      row's (i, x) is repeated once per block, and block b sums the offsets
+      b·B … b·B + B − 1 (right values padded with zeros; offsets past the last
+      are dropped). The partial
       sums add the same products in the same order, so the values are the same
       bits as unblocked.
     The width e is read from one row at run time (var embedding_dimension
@@ -36,8 +37,10 @@
     where false
     {%- else -%}
     {%- set offsets = range(width // 2 + 1) if symmetric else range(width) -%}
-    {%- set block_size = [offsets | length, var('gram_sql_block_size', 64) | int] | min -%}
-    {%- set blocks = ((offsets | length) + block_size - 1) // block_size -%}
+    {%- set largest_block = var('gram_sql_block_size', 64) | int -%}
+    {%- set blocks = ((offsets | length) + largest_block - 1) // largest_block -%}
+    {#- blocks as even as they can be: 65 offsets are 2 blocks of 33, not 64 and 1 -#}
+    {%- set block_size = ((offsets | length) + blocks - 1) // blocks -%}
     {#- the right values' length the last block reads up to: e, or 2e (symmetric) -#}
     {%- set padding = [0, blocks * block_size - width] | max -%}
     {%- set block_start = ("block * " ~ block_size ~ " + ") if blocks > 1 else "" %}

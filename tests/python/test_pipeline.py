@@ -13,10 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import (
     PROJECT_DIR,
+    DbtProject,
     free_port,
     max_relative_score_error,
     rendered_images,
     spark_session,
+    stabilized_by_numpy,
     wait_until,
 )
 from numpy.testing import assert_allclose, assert_array_equal
@@ -282,6 +284,19 @@ def test_arrow_and_sql_gram_paths_agree(module_project, built):
     assert np.max(np.abs(arrow_grams["value"] - sql_grams["value"])) <= 1e-9 * scale
     arrow_items = module_project.embeddings("stabilized_item_embeddings", "v2")[1]
     assert_allclose(arrow_items, sql_items, rtol=1e-5, atol=1e-6)
+
+
+def test_a_wide_retrain_sums_its_sql_grams_in_blocks_and_equals_numpy(spark_home, tmp_path):
+    """e = 128, past gram_sql_block_size: WᵀW's and TᵀT's 65 offsets are summed in 2
+    blocks (the cross Grams' blocks: the dbt unit tests); the version equals numpy's."""
+    project = DbtProject("wide", tmp_path / "target", tmp_path / "data")
+    retrains = {"v1": first_retrain(users=150, items=140, dimension=128, seed=0)}
+    run = project.build("v1", *project.write_retrain("v1", retrains["v1"]))
+    assert run.success, run.output[-5000:]
+    for name, (expected_ids, expected_rows) in stabilized_by_numpy(retrains)["v1"].items():
+        ids, rows = project.embeddings(name, "v1")
+        assert_array_equal(ids, expected_ids)
+        assert_allclose(rows, expected_rows, rtol=1e-4, atol=1e-4 * np.abs(expected_rows).max())
 
 
 def test_report_from_the_published_tables_renders_in_chromium(
