@@ -8,8 +8,8 @@ invertible map plus noise, with 5 % of ids churned) and, in one run, on the
 same files, times whole processes as a scheduler would start them:
 
 1. fixed cost: `dbt build` of version 2 (aligned to version 1) of 1,000 users ×
-   200 items, next to the usual Spark recipe's script on the same files (Grams
-   via rdd.mapPartitions summing np.outer row by row, the transforms applied
+   200 items (4e when wider), next to the usual Spark recipe's script on the same
+   files (Grams via rdd.mapPartitions summing np.outer row by row, the transforms applied
    with a row-at-a-time Python UDF);
 2. marginal cost: `dbt build` of version 2 at each --users size (two sizes:
    the slope per million users), and the floor, the same math in one process
@@ -51,6 +51,12 @@ from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
 from stabilization_tools.synthetic import write_parquet
 
 TINY_USERS, TINY_ITEMS = 1_000, 200
+
+
+def tiny_items(dimension: int) -> int:
+    """Items of the fixed-cost data: 200, or 4e for wider embeddings (a build refuses
+    fewer aligned ids than the dimension, and a tenth of the items churn)."""
+    return max(TINY_ITEMS, 4 * dimension)
 
 
 class PeakMemory:
@@ -471,7 +477,7 @@ def main() -> None:
         sizes = []
     folders = {n: data / f"users_{n}" for n in sizes}
     tiny = data / "tiny"
-    wanted = [] if args.skip_references else [(tiny, TINY_USERS, TINY_ITEMS)]
+    wanted = [] if args.skip_references else [(tiny, TINY_USERS, tiny_items(args.dimension))]
     wanted += [(folders[n], n, args.items) for n in sizes]
     for folder, users, items in wanted:
         generate_in_child(folder, users, items, args.dimension)

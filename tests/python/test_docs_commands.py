@@ -15,7 +15,11 @@ import pytest
 import yaml
 from conftest import PROJECT_DIR
 
-PAGES = [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]
+PAGES = [
+    PROJECT_DIR / "README.md",
+    PROJECT_DIR / "CHANGELOG.md",
+    *sorted((PROJECT_DIR / "docs").glob("*.md")),
+]
 
 
 def code_blocks(page) -> list[str]:
