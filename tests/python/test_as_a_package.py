@@ -156,4 +156,9 @@ def test_the_packages_unit_tests_stay_out_of_the_users_builds_unless_turned_on(u
         listed = user_project.nodes("--resource-type", "unit_test")
     finally:
         settings.write_text(before)
-    assert len(listed) == 3 and all(n.startswith(f"unit_test.{PACKAGE}.") for n in listed)
+    declared = [
+        f"unit_test.{PACKAGE}.{test['model']}.{test['name']}"
+        for models in (PROJECT_DIR / "models").rglob("*.yml")
+        for test in (yaml.safe_load(models.read_text()) or {}).get("unit_tests", [])
+    ]
+    assert declared and sorted(listed) == sorted(declared), listed

@@ -27,12 +27,6 @@ from dbt.adapters.sparksession.session import hive_session
 SESSION, CONNECT = "session", "connect"
 
 
-def redacted(url: str) -> str:
-    """A Spark Connect URL as logs and messages show it: its bearer token's value
-    (``;token=…``, a managed endpoint's personal access token) replaced by ``***``."""
-    return re.sub(r"(;token=)[^;]*", r"\1***", url, flags=re.IGNORECASE)
-
-
 @dataclass
 class SparksessionCredentials(SparkCredentials):
     """dbt-spark credentials under this plugin's type name, plus ``method: connect``.
@@ -46,6 +40,8 @@ class SparksessionCredentials(SparkCredentials):
     py_packages: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        from dbt.adapters.sparksession.remote import redacted
+
         if self.method == CONNECT and not str(self.host or "").startswith("sc://"):
             raise DbtRuntimeError(
                 f"method: connect needs host to be a Spark Connect URL such as "
@@ -57,6 +53,8 @@ class SparksessionCredentials(SparkCredentials):
     def connection_info(self, *, with_aliases: bool = False):
         """What ``dbt debug`` and the logs show of the connection: the host with its
         token redacted."""
+        from dbt.adapters.sparksession.remote import redacted
+
         for key, value in super().connection_info(with_aliases=with_aliases):
             yield key, redacted(value) if key == "host" and isinstance(value, str) else value
 

@@ -9,6 +9,7 @@ from zips this client ships as artifacts of the session.
 from __future__ import annotations
 
 import importlib.util
+import re
 import tempfile
 import threading
 import warnings
@@ -18,13 +19,17 @@ from pathlib import Path
 from dbt.adapters.exceptions.connection import FailedToConnectError
 from dbt_common.exceptions import DbtRuntimeError
 
-from dbt.adapters.sparksession.connections import redacted
-
-__all__ = ["connect_session", "package_zip"]
+__all__ = ["connect_session", "package_zip", "redacted"]
 
 #: One session per URL for this process (dbt's threads share it), with its artifacts shipped.
 _SESSIONS: dict[str, object] = {}
 _LOCK = threading.Lock()
+
+
+def redacted(url: str) -> str:
+    """A Spark Connect URL as logs and messages show it: its bearer token's value
+    (``;token=…``, a managed endpoint's personal access token) replaced by ``***``."""
+    return re.sub(r"(;token=)[^;]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def connect_session(credentials):
