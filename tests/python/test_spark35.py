@@ -46,44 +46,39 @@ def child_environment(**more: str) -> dict:
     return {**environment, **more}
 
 
-def test_the_modules_that_differ_between_spark_lines_pass_on_spark_3_5(tmp_path):
-    python = spark35_python()
+def pytest_on_spark_3_5(tmp_path, arguments: list[str], **environment: str):
+    """pytest with ``arguments`` in the Spark 3.5 environment's Python, a run of its own
+    under ``tmp_path``; fails unless it passed. Returns the finished process."""
     run = run_pytest(
-        python,
+        spark35_python(),
+        ["-W", "ignore::DeprecationWarning", "--basetemp", str(tmp_path / "pytest"), *arguments],
+        env=child_environment(**environment),
+        timeout=1500,
+    )
+    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-2000:]
+    return run
+
+
+def test_the_modules_that_differ_between_spark_lines_pass_on_spark_3_5(tmp_path):
+    run = pytest_on_spark_3_5(
+        tmp_path,
         [
-            "-W",
-            "ignore::DeprecationWarning",
-            "--basetemp",
-            str(tmp_path / "pytest"),
             "--durations=5",
             *(str(Path(__file__).with_name(module)) for module in MODULES),
             "-k",
             "not renders_in_chromium and not docs_site and not rebuilding",
         ],
-        env=child_environment(),
-        timeout=1500,
     )
     print(run.stdout[-4000:])  # the child's summary and slowest tests, in this run's output
-    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-2000:]
 
 
 @pytest.mark.parametrize("table_format", ["iceberg", "delta"])
 def test_iceberg_and_delta_tables_publish_on_spark_3_5(table_format, tmp_path):
-    python = spark35_python()
-    jars = Path(python).parents[1] / "jars"
+    jars = Path(spark35_python()).parents[1] / "jars"
     assert any(jars.glob("*.jar")), f"no jars in {jars}: make jars-spark3.5 fetches them"
-    run = run_pytest(
-        python,
-        [
-            "-W",
-            "ignore::DeprecationWarning",
-            "--basetemp",
-            str(tmp_path / "pytest"),
-            str(Path(__file__).with_name("test_lakehouse.py")),
-            "-k",
-            table_format,
-        ],
-        env=child_environment(LAKEHOUSE_SPARK35="1", DBT_LAKEHOUSE_JARS=str(jars)),
-        timeout=1500,
+    pytest_on_spark_3_5(
+        tmp_path,
+        [str(Path(__file__).with_name("test_lakehouse.py")), "-k", table_format],
+        LAKEHOUSE_SPARK35="1",
+        DBT_LAKEHOUSE_JARS=str(jars),
     )
-    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-2000:]
