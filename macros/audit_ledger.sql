@@ -9,12 +9,37 @@
 
 {# The ledger: stabilization_audits, in the published tables' schema. #}
 {% macro audit_ledger() %}
+    {%- if not execute -%}
+        {#- parsing: the graph is not built yet -#}
+        {{- return(api.Relation.create(schema=target.schema, identifier='stabilization_audits')) -}}
+    {%- endif -%}
+    {%- set runs = runs_model() -%}
+    {{- return(api.Relation.create(
+        database=runs.database, schema=runs.schema, identifier='stabilization_audits')) -}}
+{% endmacro %}
+
+
+{# The node of stabilization_runs, whose row publishes a version. #}
+{% macro runs_model() %}
     {%- for node in graph.nodes.values()
           if node.resource_type == 'model' and node.package_name == 'embedding_stabilization'
              and node.name == 'stabilization_runs' -%}
-        {{- return(api.Relation.create(
-            database=node.database, schema=node.schema, identifier='stabilization_audits')) -}}
+        {{- return(node) -}}
     {%- endfor -%}
+{% endmacro %}
+
+
+{# Create the ledger if it does not exist yet (a first build, a reader view's). #}
+{% macro ensure_audit_ledger() %}
+    {%- set ledger = audit_ledger() -%}
+    {%- if execute and not adapter.table_exists(ledger) -%}
+        {%- do run_query("create schema if not exists " ~ ledger.schema) -%}
+        {%- do run_query(
+            "create table if not exists " ~ ledger ~ " (node string, kind string, "
+            ~ "embedding_version string, status string, failures bigint, invocation_id string, "
+            ~ "command string, recorded_at timestamp) using parquet") -%}
+    {%- endif -%}
+    {{- return('') -}}
 {% endmacro %}
 
 
@@ -44,16 +69,9 @@
         {%- endif -%}
     {%- endfor -%}
     {%- if not rows -%}{{ return('') }}{%- endif -%}
-    {%- set ledger = audit_ledger() -%}
-    {%- if not adapter.table_exists(ledger) -%}
-        {%- do run_query("create schema if not exists " ~ ledger.schema) -%}
-        {%- do run_query(
-            "create table if not exists " ~ ledger ~ " (node string, kind string, "
-            ~ "embedding_version string, status string, failures bigint, invocation_id string, "
-            ~ "command string, recorded_at timestamp) using parquet") -%}
-    {%- endif -%}
+    {%- do ensure_audit_ledger() -%}
     {%- do run_query(
-        "insert into " ~ ledger ~ " select *, current_timestamp() from values "
+        "insert into " ~ audit_ledger() ~ " select *, current_timestamp() from values "
         ~ rows | join(", ")) -%}
     {{- return('') -}}
 {% endmacro %}
@@ -67,15 +85,8 @@
     not hold and how to run it.
 #}
 {% macro require_audits_passed() %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
-    {%- set nodes = {} -%}
-    {%- for node in graph.nodes.values()
-          if node.package_name == model.package_name and node.resource_type in ('model', 'test') -%}
-        {%- do nodes.update({node.unique_id: {
-            'resource_type': node.resource_type,
-            'parents': node.depends_on.nodes,
-            'severity': node.config.severity}}) -%}
-    {%- endfor -%}
+    {%- if not execute or model.config.materialized == 'view' -%}{{ return('') }}{%- endif -%}
+    {%- set nodes = project_dag() -%}
     {#- the audit relations whose rows this model publishes (config publish_to) -#}
     {%- set staged = {} -%}
     {%- for node in graph.nodes.values()
@@ -117,3 +128,100 @@
 {% macro sparksession__staged_version(relation) %}
     {{- return(adapter.staged_version(relation)) -}}
 {% endmacro %}
+
+
+{# The project's models and tests as the adapter's audit rule reads them. #}
+{% macro project_dag() %}
+    {%- set nodes = {} -%}
+    {%- for node in graph.nodes.values()
+          if node.package_name == model.package_name and node.resource_type in ('model', 'test') -%}
+        {%- do nodes.update({node.unique_id: {
+            'resource_type': node.resource_type,
+            'parents': node.depends_on.nodes,
+            'severity': node.config.severity,
+            'publishes': node.resource_type == 'model' and node.fqn[1] == 'marts'
+                and node.config.materialized != 'view'}}) -%}
+    {%- endfor -%}
+    {{- return(nodes) -}}
+{% endmacro %}
+
+
+{#
+    pre-hook of the published tables, after require_audits_passed: before a
+    published table of an already published version changes, the ledger
+    records that the version's publication has begun (kind 'publication',
+    once per invocation). Until stabilization_runs is next built for it,
+    after every published table holds this run's rows, the reader views
+    (published_versions, …) leave the version out: a rebuild killed between
+    two tables never shows readers users and items of different runs.
+    Nothing is recorded for a new version (it has no row in
+    stabilization_runs yet) nor when this table's publication changes
+    nothing (its parents were not rebuilt since it last published).
+#}
+{% macro begin_publication() %}
+    {%- if not execute or model.config.materialized == 'view'
+           or model.unique_id == 'model.embedding_stabilization.stabilization_runs' -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set version = embedding_version() -%}
+    {%- set published = [] -%}
+    {%- for row in published_versions_read() -%}{%- do published.append(row[0] | string) -%}{%- endfor -%}
+    {%- if version not in published -%}{{ return('') }}{%- endif -%}
+    {%- if adapter.publication_changes(model.unique_id, project_dag(), version, flags.WHICH,
+                                       selected_resources, audit_ledger()) -%}
+        {%- do ensure_audit_ledger() -%}
+        {#- once per invocation, whichever published table gets here first -#}
+        {%- do query_once(
+            "insert into " ~ audit_ledger() ~ " select *, current_timestamp() from values ("
+            ~ sql_string('model.embedding_stabilization.stabilization_runs') ~ ", 'publication', " ~ sql_string(version)
+            ~ ", 'begun', null, " ~ sql_string(invocation_id) ~ ", " ~ sql_string(flags.WHICH)
+            ~ ")") -%}
+    {%- endif -%}
+    {{- return('') -}}
+{% endmacro %}
+
+
+{#
+    The published versions (rows of stabilization_runs), latest first, with
+    whether readers may read each: not while a publication that began for it
+    (begin_publication) has not been followed by a successful build of
+    stabilization_runs for it. Read once per invocation.
+#}
+{% macro published_versions_read() %}
+    {%- set runs = adapter.get_relation(
+        database=none, schema=target.schema, identifier='stabilization_runs') -%}
+    {%- if runs is none -%}{{ return([]) }}{%- endif -%}
+    {%- set ledger = audit_ledger() -%}
+    {%- if adapter.get_relation(
+            database=ledger.database, schema=ledger.schema, identifier=ledger.identifier) is none -%}
+        {{- return(query_once(
+            "select embedding_version, base_version, true as readable from " ~ runs
+            ~ " order by published_at desc, embedding_version desc").rows) -}}
+    {%- endif -%}
+    {{- return(query_once(
+        "select runs.embedding_version, runs.base_version, "
+        ~ version_readable('publications') ~ " as readable from " ~ runs ~ " as runs "
+        ~ "left join (" ~ publications(ledger) ~ ") as publications "
+        ~ "on runs.embedding_version = publications.embedding_version "
+        ~ "order by runs.published_at desc, runs.embedding_version desc").rows) -}}
+{% endmacro %}
+
+
+{# Per version: when a publication last began, when stabilization_runs was last built for it. #}
+{% macro publications(ledger) %}
+    {%- set runs_id = sql_string('model.embedding_stabilization.stabilization_runs') -%}
+    select
+        embedding_version,
+        max(if(kind = 'publication', recorded_at, null)) as last_begun_at,
+        max(if(kind = 'model' and status = 'success', recorded_at, null)) as last_published_at
+    from {{ ledger }}
+    where node = {{ runs_id }} and kind in ('publication', 'model')
+    group by embedding_version
+{%- endmacro %}
+
+
+{# Whether a version may be read, from its row of publications(). #}
+{% macro version_readable(publications) -%}
+    ({{ publications }}.last_begun_at is null
+        or {{ publications }}.last_published_at > {{ publications }}.last_begun_at)
+{%- endmacro %}

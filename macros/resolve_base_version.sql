@@ -7,6 +7,9 @@
       base has since been unpublished);
     - otherwise: the most recently published version (by first publication).
 
+    Whichever it is, a base whose rebuild began and has not finished is refused
+    (its published tables may hold rows of different runs).
+
     Resolved once per build (query_once): every node of a build sees the same
     base version, and the metastore is asked once, not by every node.
 #}
@@ -22,15 +25,14 @@
             ~ "a version cannot be aligned to itself") }}
     {%- endif -%}
 
-    {#- every published version and its base, latest first, in one read of the
-        table (one row per version): each read of a Delta or Iceberg table pays
-        for its log or metadata, and this is the build's first -#}
-    {%- set published = [] if runs is none else query_once(
-        "select embedding_version, base_version from " ~ runs
-        ~ " order by published_at desc, embedding_version desc").rows -%}
-    {%- set base_of = {} -%}
+    {#- every published version, its base and whether readers may read it, latest
+        first, in one read (one row per version): each read of a Delta or Iceberg
+        table pays for its log or metadata, and this is the build's first -#}
+    {%- set published = published_versions_read() -%}
+    {%- set base_of, readable = {}, {} -%}
     {%- for row in published -%}
         {%- do base_of.update({row[0] | string: row[1]}) -%}
+        {%- do readable.update({row[0] | string: row[2]}) -%}
     {%- endfor -%}
 
     {%- if requested not in ('', 'None') -%}
@@ -39,7 +41,7 @@
                 "var 'base_version' = '" ~ requested ~ "' was never published: "
                 ~ "no row for it in " ~ target.schema ~ ".stabilization_runs") }}
         {%- endif -%}
-        {{- return(requested) -}}
+        {{- return(base_version_readable(requested, readable)) -}}
     {%- endif -%}
 
     {#- a rebuild: the recorded base, which must still be published -#}
@@ -53,8 +55,25 @@
                 ~ "Set var base_version to align it to a published version (its rows will "
                 ~ "change), or leave " ~ version ~ " as it is") }}
         {%- endif -%}
-        {{- return(base_version) -}}
+        {{- return(base_version if base_version is none
+                   else base_version_readable(base_version | string, readable)) -}}
     {%- endif -%}
 
-    {{- return(published[0][0] if published | length > 0 else none) -}}
+    {{- return(base_version_readable(published[0][0] | string, readable)
+               if published | length > 0 else none) -}}
+{% endmacro %}
+
+
+{# base_version, unless a rebuild of it was interrupted: its tables may then hold
+   rows of different runs, and a version aligned to them would be aligned to neither. #}
+{% macro base_version_readable(base_version, readable) %}
+    {%- if not readable[base_version] -%}
+        {{ exceptions.raise_compiler_error(
+            "version " ~ base_version ~ " is the base version, but a rebuild of it began and "
+            ~ "has not finished: its published tables may hold rows of different runs, and "
+            ~ "readers do not see it (published_versions). Finish it first: `dbt build --vars "
+            ~ "'{embedding_version: " ~ base_version ~ ", …}'` with its inputs. "
+            ~ "See docs/how-it-works.md#what-readers-see-and-when") }}
+    {%- endif -%}
+    {{- return(base_version) -}}
 {% endmacro %}

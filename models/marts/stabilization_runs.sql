@@ -3,6 +3,7 @@
     its row is here (the base-version default reads this table). -#}
 {%- set version = sql_string(embedding_version()) -%}
 {%- set sides = aligned_sides() -%}
+-- written after every other published table: depends_on: {{ ref('stabilization_transforms') }}
 
 with
 

@@ -152,6 +152,7 @@ def test_rows_a_killed_run_staged_are_not_published(project):
     run = project.invoke(*arguments(project, "run", "v3", "stabilized_user_embeddings"))
     assert run.success, run.output
     assert project.published_tables() == before
+    assert readable_versions(project) == ["v1", "v2", "v3"]  # still read
     for key, value, problem in [
         ("embedding_stabilization.run", "killed-run", "staged by run killed-run, which recorded"),
         ("embedding_stabilization.version", "v9", "holds version v9's rows"),
@@ -161,3 +162,52 @@ def test_rows_a_killed_run_staged_are_not_published(project):
         assert not run.success
         assert f"int_users_stabilized: {problem}" in run.output
     assert project.published_tables() == before
+
+
+def readable_versions(project) -> list[str]:
+    return project.table("published_versions")["embedding_version"].tolist()
+
+
+def scores(project, version: str, prefix: str = "stabilized") -> np.ndarray:
+    """Every user·item score of a version, users and items ordered by id."""
+    _, users = project.embeddings(f"{prefix}_user_embeddings", version)
+    _, items = project.embeddings(f"{prefix}_item_embeddings", version)
+    return users @ items.T
+
+
+def test_a_rebuild_stopped_between_tables_is_hidden_until_it_finishes(project, retrains):
+    """v3 rebuilt from other input publishes its users and stops before its items (as a
+    kill between the two would): the tables then hold users and items of different runs,
+    and the reader views leave v3 out; stabilization_runs alone and a new version aligned
+    to v3 refuse; the rebuild rerun publishes v3 whole, with the new input's scores."""
+    users, items = project.write_retrain("v3_again", next_retrain(retrains["v2"], seed=7))
+    rebuild = build_arguments("v3", users, items)
+    before = scores(project, "v3", "published")
+
+    run = project.invoke(*rebuild, "--select", "+stabilized_user_embeddings")
+    assert run.success, run.output
+    assert readable_versions(project) == ["v1", "v2"]
+    assert project.table("published_user_embeddings", "embedding_version = 'v3'").empty
+    mixed = scores(project, "v3")  # the tables read directly: new users, old items
+    assert not np.allclose(mixed, before, atol=1e-3)
+
+    run = project.invoke("run", *rebuild[3:], "--select", "stabilization_runs")
+    assert not run.success
+    assert (
+        "stabilized_item_embeddings: has not published this version's rows since they were"
+        " built" in run.output
+    )
+    run = project.invoke(*build_arguments("v4", *project.relations["v1"]))
+    assert not run.success
+    assert "version v3 is the base version, but a rebuild of it began" in run.output
+    assert readable_versions(project) == ["v1", "v2"]
+
+    run = project.invoke(*rebuild)
+    assert run.success, run.output
+    assert readable_versions(project) == ["v1", "v2", "v3"]
+    second = next_retrain(retrains["v2"], seed=7)
+    order_users, order_items = np.argsort(second.user_ids), np.argsort(second.item_ids)
+    raw = second.users[order_users] @ second.items[order_items].T
+    np.testing.assert_allclose(
+        scores(project, "v3", "published"), raw, rtol=1e-4, atol=1e-4 * np.abs(raw).max()
+    )

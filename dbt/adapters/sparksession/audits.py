@@ -20,7 +20,10 @@ to publish:
 - every error-severity test of those models passed **after** the last build of
   each model it reads: in this invocation (``dbt build`` runs a model's tests
   before its children, and skips the children when one fails), or, as the
-  ledger records, in a later invocation than those builds.
+  ledger records, in a later invocation than those builds;
+- every published table upstream of it (``stabilization_runs`` reads the
+  three others) holds what its parents hold now: a rebuild interrupted between
+  two published tables is not summed up as published until each is republished.
 
 A test that ran before one of its models was rebuilt says nothing about the
 rebuilt rows; a model last built for another version holds that version's rows.
@@ -46,6 +49,7 @@ class Node(NamedTuple):
     resource_type: str  # model or test
     parents: tuple[str, ...]  # unique ids of the nodes it depends on
     severity: str = "error"  # a test's severity
+    publishes: bool = False  # a published table (a mart): its rows are what readers read
 
 
 class LedgerEntry(NamedTuple):
@@ -119,7 +123,7 @@ def unaudited(
     """
     selected = set(selected)
     models = upstream_models(publisher, nodes)
-    built_now = {model for model in models if command in ("build", "run") and model in selected}
+    built_now = built_in_this_invocation(models, command, selected)
     problems = []
     for model, labels in (staged or {}).items():
         if labels.embedding_version not in (None, version):
@@ -146,6 +150,12 @@ def unaudited(
             problems.append(
                 f"{short(model)}: holds version {entry.embedding_version}'s rows (its last build)"
             )
+    for mart in models:
+        if nodes[mart].publishes and not up_to_date(mart, nodes, version, built_now, ledger):
+            problems.append(
+                f"{short(mart)}: has not published this version's rows since they were built"
+                " (run it first)"
+            )
     for test, read in required_audits(models, nodes).items():
         if command == "build" and test in selected:
             continue  # ran before this node, and passed: dbt build skips it otherwise
@@ -169,6 +179,55 @@ def unaudited(
             if stale:
                 problems.append(f"{short(test)}: not run since {listed(stale)} built")
     return problems
+
+
+def built_in_this_invocation(
+    models: Iterable[str], command: str, selected: Iterable[str]
+) -> set[str]:
+    """The ``models`` this invocation built, successfully, before the node asking."""
+    selected = set(selected)
+    return {model for model in models if command in ("build", "run") and model in selected}
+
+
+def up_to_date(
+    model: str,
+    nodes: Mapping[str, Node],
+    version: str,
+    built_now: set[str],
+    ledger: Mapping[str, LedgerEntry],
+) -> bool:
+    """Whether ``model`` holds what its parents hold now, for ``version``: built in this
+    invocation (after its parents), or last built successfully for ``version`` no earlier
+    than the last build of each model it reads (an invocation records all its builds at
+    once, at its end: a parent built in the same invocation is not later)."""
+    if model in built_now:
+        return True
+    entry = ledger.get(model)
+    if entry is None or entry.status != "success" or entry.embedding_version != version:
+        return False
+    for parent in nodes[model].parents:
+        if nodes.get(parent, Node("source", ())).resource_type != "model":
+            continue
+        if parent in built_now:
+            return False
+        if parent in ledger and ledger[parent].recorded_at > entry.recorded_at:
+            return False
+    return True
+
+
+def changes_published_rows(
+    publisher: str,
+    nodes: Mapping[str, Node],
+    version: str,
+    command: str,
+    selected: Iterable[str],
+    ledger: Mapping[str, LedgerEntry],
+) -> bool:
+    """Whether publishing ``publisher`` now may change the rows readers see: not when its
+    last publication of ``version`` already holds what its parents hold (a mart rerun
+    alone, an orchestrator's retry of a task that had succeeded)."""
+    built_now = built_in_this_invocation(nodes[publisher].parents, command, selected)
+    return not up_to_date(publisher, nodes, version, built_now, ledger)
 
 
 def listed(names: list[str]) -> str:

@@ -244,12 +244,7 @@ class SparksessionAdapter(SparkAdapter):
         the audit relations it publishes (``staged``: unique id → relation) and the
         audit ledger, which is read only when this invocation alone does not settle it
         (a whole ``dbt build`` never reads it)."""
-        graph = {
-            node_id: audits.Node(
-                node["resource_type"], tuple(node["parents"]), str(node.get("severity") or "error")
-            )
-            for node_id, node in nodes.items()
-        }
+        graph = _audit_graph(nodes)
         labels = {
             node_id: audits.StagedLabels(*self._staged_labels(relation))
             for node_id, relation in (staged or {}).items()
@@ -260,6 +255,25 @@ class SparksessionAdapter(SparkAdapter):
         entries = self._ledger_entries(ledger, graph)
         return audits.unaudited(publisher, graph, version, command, selected, entries, labels)
 
+    @available
+    def publication_changes(
+        self,
+        publisher: str,
+        nodes: dict,
+        version: str,
+        command: str,
+        selected: list[str],
+        ledger: BaseRelation,
+    ) -> bool:
+        """Whether publishing ``publisher`` now may change what readers see of ``version``
+        (:func:`audits.changes_published_rows`): the ledger is read only when none of its
+        parents was built in this invocation (a whole ``dbt build`` never reads it)."""
+        graph = _audit_graph(nodes)
+        if audits.built_in_this_invocation(graph[publisher].parents, command, selected):
+            return True
+        entries = self._ledger_entries(ledger, graph)
+        return audits.changes_published_rows(publisher, graph, version, command, selected, entries)
+
     def _ledger_entries(self, ledger: BaseRelation, nodes) -> dict[str, audits.LedgerEntry]:
         """The latest entry of the audit ledger for each of ``nodes`` (none recorded: absent)."""
         session = self._session()
@@ -269,7 +283,8 @@ class SparksessionAdapter(SparkAdapter):
         rows = session.sql(
             f"select node, embedding_version, status, recorded_at, failures, invocation_id from ("
             f"select *, row_number() over (partition by node order by recorded_at desc) as recency "
-            f"from {ledger} where node in ({listed})) where recency = 1"
+            f"from {ledger} where kind in ('model', 'test') and node in ({listed})) "
+            f"where recency = 1"
         ).collect()
         return {row[0]: audits.LedgerEntry(*row[1:]) for row in rows}
 
@@ -412,6 +427,20 @@ class SparksessionAdapter(SparkAdapter):
         if removed:
             logger.debug(f"removed staged files of {relation} no version needs: {removed}")
         return bool(removed)
+
+
+def _audit_graph(nodes: dict) -> dict[str, audits.Node]:
+    """The project's DAG as :mod:`audits` reads it, from the macros' description of each
+    node (``resource_type``, ``parents``, ``severity``, ``publishes``)."""
+    return {
+        node_id: audits.Node(
+            node["resource_type"],
+            tuple(node["parents"]),
+            str(node.get("severity") or "error"),
+            bool(node.get("publishes")),
+        )
+        for node_id, node in nodes.items()
+    }
 
 
 def invoked_command() -> str | None:
