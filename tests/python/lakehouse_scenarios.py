@@ -116,6 +116,7 @@ def after_the_kill(project):
     left = {
         "versions": {name: versions_in(project, name) for name in PUBLISHED_TABLES},
         "tables": project.published_tables(("published_at",)),
+        "readable": list(project.table("published_versions").embedding_version),
         "commits": {table: commits(table) for table in tables},
         "staged": {table: staged_leftovers(project, table) for table in tables},
         # Iceberg: how long each branch the killed run left outlives it (max ref age, ms)
@@ -144,6 +145,7 @@ def test_a_killed_rebuild_changed_nothing_and_the_next_replaced_it_in_one_commit
     with their commits only; the next rebuild succeeded, added one commit per table,
     changed no row, and removed what the killed one had staged."""
     assert after_the_kill["versions"] == {name: ["v1", "v2"] for name in PUBLISHED_TABLES}
+    assert after_the_kill["readable"] == ["v1", "v2"]  # the reader views
     assert any(after_the_kill["staged"].values()), "the kill came before any row was staged"
     for ages in after_the_kill["retention"].values():  # Iceberg: expiry removes them in 7 days
         assert all(age == 7 * 24 * 3600 * 1000 for age in ages), ages
@@ -171,8 +173,9 @@ def test_versions_are_published_in_the_format_aligned_and_every_score_kept(proje
         users, items = (project.parquet[f"{version}/{side}"] for side in ("users", "items"))
         raw_users = spark_session().sql(f"select * from {users} order by id").toPandas()
         raw_items = spark_session().sql(f"select * from {items} order by id").toPandas()
-        _, published_users = project.embeddings("stabilized_user_embeddings", version)
-        _, published_items = project.embeddings("stabilized_item_embeddings", version)
+        # through the reader views, Spark views over the format's tables
+        _, published_users = project.embeddings("published_user_embeddings", version)
+        _, published_items = project.embeddings("published_item_embeddings", version)
         error = max_relative_score_error(
             np.stack(raw_users.embedding),
             np.stack(raw_items.embedding),
