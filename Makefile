@@ -6,7 +6,8 @@
 #   make test-lakehouse  the published tables as Iceberg and as Delta tables (CI runs it)
 #   make test-spark3.5  the pipeline, bad-input, partitioned-input, cluster and Iceberg and
 #                       Delta tests on Spark 3.5
-# Also: make evaluate (ALS retrains, chained; evaluation/out/), make report (HTML report
+# Also: make evaluate (ALS retrains, chained; evaluation/out/), make evaluate-movielens
+# (weekly retrains of MovieLens 100k, two model families; make movielens fetches it), make report (HTML report
 # of the published versions), make docs (dbt docs generate + serve), make backfill (a history
 # of retrains: make backfill ARGS="--users db.user_emb --items db.item_emb --partition-column ds").
 
@@ -20,7 +21,7 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup jars jars-spark3.5 setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate report docs backfill dist clean
+.PHONY: setup jars jars-spark3.5 setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate evaluate-movielens movielens report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -120,6 +121,21 @@ demo: setup
 
 evaluate: setup
 	$(BIN)/python evaluation/run.py
+
+# MovieLens 100k (GroupLens; research use, cite, no redistribution): fetched at set-up
+# from the wheel of recbole 1.2.1 on PyPI, its three atomic files only, never committed
+MOVIELENS := evaluation/data/ml-100k
+movielens: $(MOVIELENS)/ml-100k.inter
+
+$(MOVIELENS)/ml-100k.inter: | $(VENV)/.installed
+	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/downloads recbole==1.2.1
+	mkdir -p $(MOVIELENS)
+	$(BIN)/python -c "import sys, zipfile; wheel = zipfile.ZipFile(sys.argv[1]); \
+		[open(f'$(MOVIELENS)/ml-100k.{s}', 'wb').write(wheel.read(f'recbole/dataset_example/ml-100k/ml-100k.{s}')) \
+		 for s in ('user', 'item', 'inter')]" $(VENV)/downloads/recbole-1.2.1-py3-none-any.whl
+
+evaluate-movielens: setup movielens
+	$(BIN)/python evaluation/movielens.py
 
 report: setup
 	$(DEMO_ENV) $(BIN)/python scripts/report.py

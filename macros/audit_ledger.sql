@@ -19,7 +19,13 @@
 {% endmacro %}
 
 
-{# The node of stabilization_runs, whose row publishes a version. #}
+{# The unique id of stabilization_runs, whose row publishes a version. #}
+{% macro runs_model_id() %}
+    {{- return('model.embedding_stabilization.stabilization_runs') -}}
+{% endmacro %}
+
+
+{# The node of stabilization_runs. #}
 {% macro runs_model() %}
     {%- for node in graph.nodes.values()
           if node.resource_type == 'model' and node.package_name == 'embedding_stabilization'
@@ -160,12 +166,14 @@
 #}
 {% macro begin_publication() %}
     {%- if not execute or model.config.materialized == 'view'
-           or model.unique_id == 'model.embedding_stabilization.stabilization_runs' -%}
+           or model.unique_id == runs_model_id() -%}
         {{ return('') }}
     {%- endif -%}
     {%- set version = embedding_version() -%}
     {%- set published = [] -%}
-    {%- for row in published_versions_read() -%}{%- do published.append(row[0] | string) -%}{%- endfor -%}
+    {%- for row in published_versions_read() -%}
+        {%- do published.append(row[0] | string) -%}
+    {%- endfor -%}
     {%- if version not in published -%}{{ return('') }}{%- endif -%}
     {%- if adapter.publication_changes(model.unique_id, project_dag(), version, flags.WHICH,
                                        selected_resources, audit_ledger()) -%}
@@ -173,7 +181,7 @@
         {#- once per invocation, whichever published table gets here first -#}
         {%- do query_once(
             "insert into " ~ audit_ledger() ~ " select *, current_timestamp() from values ("
-            ~ sql_string('model.embedding_stabilization.stabilization_runs') ~ ", 'publication', " ~ sql_string(version)
+            ~ sql_string(runs_model_id()) ~ ", 'publication', " ~ sql_string(version)
             ~ ", 'begun', null, " ~ sql_string(invocation_id) ~ ", " ~ sql_string(flags.WHICH)
             ~ ")") -%}
     {%- endif -%}
@@ -209,7 +217,7 @@
 
 {# Per version: when a publication last began, when stabilization_runs was last built for it. #}
 {% macro publications(ledger) %}
-    {%- set runs_id = sql_string('model.embedding_stabilization.stabilization_runs') -%}
+    {%- set runs_id = sql_string(runs_model_id()) -%}
     select
         embedding_version,
         max(if(kind = 'publication', recorded_at, null)) as last_begun_at,
