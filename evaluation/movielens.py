@@ -343,8 +343,8 @@ def summary(results: dict) -> dict[str, list[dict]]:
         ranking.append(
             {
                 "family": family,
-                "ndcg_raw": float(np.mean([r["ndcg_raw"] for r in rows])),
-                "ndcg_published": float(np.mean([r["ndcg_published"] for r in rows])),
+                "ndcg_raw": float(np.nanmean([r["ndcg_raw"] for r in rows])),
+                "ndcg_published": float(np.nanmean([r["ndcg_published"] for r in rows])),
                 "same_top10": sum(r["users_with_same_top10"] for r in rows),
                 "users": sum(r["users"] for r in rows),
                 "rank": "–".join(sorted({str(r["rank"]) for r in rows})),

@@ -203,8 +203,8 @@
     {%- if adapter.get_relation(
             database=ledger.database, schema=ledger.schema, identifier=ledger.identifier) is none -%}
         {{- return(query_once(
-            "select embedding_version, base_version, true as readable from " ~ runs
-            ~ " order by published_at desc, embedding_version desc").rows) -}}
+            "select runs.embedding_version, runs.base_version, true as readable from " ~ runs
+            ~ " as runs order by runs.published_at desc, runs.embedding_version desc").rows) -}}
     {%- endif -%}
     {{- return(query_once(
         "select runs.embedding_version, runs.base_version, "

@@ -157,7 +157,10 @@ def micro_f1(weights: np.ndarray, features: np.ndarray, labels: np.ndarray) -> f
 def ndcg_at_k(users: Embeddings, items: Embeddings, held_out: pd.DataFrame, k: int = 10):
     """Mean nDCG@k, over the users with held-out ratings, of ranking every item by
     score (items a user rated in training included: the ranking, not a recommender's
-    filter, is what is compared), a held-out rating of r counting 2^r − 1."""
+    filter, is what is compared), a held-out rating of r counting 2^r − 1; NaN when
+    nothing is held out."""
+    if held_out.empty:
+        return float("nan")
     user_index = {user_id: row for row, user_id in enumerate(users.ids)}
     item_index = {item_id: row for row, item_id in enumerate(items.ids)}
     values = []

@@ -53,6 +53,7 @@ SLOWEST_MODULES = (
     "test_publication",
     "test_how_dbt_is_run",
     "test_pipeline",
+    "test_movielens",
     "test_chained_versions",
     "test_bad_input",
     "test_drift_alerts",

@@ -122,7 +122,7 @@ def test_the_evaluation_trains_publishes_and_measures_both_families(module_proje
     for suffix, frame in small_movielens(np.random.default_rng(2)).items():
         frame.to_csv(data / f"ml-100k.{suffix}", sep="\t", index=False)
     dbt_args = ["--target-path", str(module_project.target_path)]
-    results = movielens.evaluate(data, tmp_path / "out", range(1, 3), dbt_args)
+    results = movielens.evaluate(data, tmp_path / "out", range(2), dbt_args)
     assert set(results) == {"als", "unbalanced"}
     for result in results.values():
         for row in result["stability"]:
@@ -131,7 +131,7 @@ def test_the_evaluation_trains_publishes_and_measures_both_families(module_proje
         for row in result["ranking"]:
             assert row["ndcg_published"] == pytest.approx(row["ndcg_raw"], abs=1e-6)
             assert 1 <= row["rank"] <= 16
-        later = [r for r in result["stability"] if r["version"] == "week02"]
+        later = [r for r in result["stability"] if r["version"] == "week01"]
         cosine = {r["method"]: r["items_cosine_mean"] for r in later}
         assert cosine["project"] > cosine["raw"]  # aligned to the week before
         assert len(result["downstream"]["project"]) == 2

@@ -255,7 +255,7 @@ def test_a_build_asks_for_its_base_version_and_drift_alerts_once(built):
     by every node: the published versions and their bases (one read of the runs table
     resolves the base version), and the drift alerts of the four tests."""
     log = BUILD_OUTPUTS["v2"]
-    assert log.count("order by published_at desc, embedding_version desc") == 1
+    assert log.count("order by runs.published_at desc, runs.embedding_version desc") == 1
     assert "as version_run" not in log  # not the self-join it replaced
     assert log.count("runs_with_base as (") == 1
     assert log.count("drift_alert_") >= 4  # the four tests ran, one query between them
