@@ -46,11 +46,9 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 sys.path.insert(0, str(PROJECT_DIR / "evaluation"))
 
-from run import read_published, read_side
+from run import ablation_chain, build_chain, markdown_table, read_published, read_side
 
 from stabilization_tools.evaluation import (
-    Embeddings,
-    ablated,
     max_relative_score_error,
     same_id_cosines,
     top_k_items,
@@ -130,55 +128,6 @@ def train(plan: list[dict], ratings: pd.DataFrame) -> None:
         spark.stop()
 
 
-def build_chain(versions: list[str], data_dir: Path, schema: str, dbt_args=()) -> None:
-    """`dbt build` each version against the one before, as a user would (``dbt_args``:
-    more of dbt's arguments, e.g. a target path)."""
-    from dbt.cli.main import dbtRunner
-
-    os.environ["DBT_SCHEMA"] = schema
-    previous = None
-    for version in versions:
-        variables = {
-            "embedding_version": version,
-            "user_embeddings": f"parquet.`{data_dir / version}/users`",
-            "item_embeddings": f"parquet.`{data_dir / version}/items`",
-            "align_on": "items",
-            **({"base_version": previous} if previous else {}),
-        }
-        print(f"dbt build {schema} {version} (base {previous or '-'})", flush=True)
-        result = dbtRunner().invoke(
-            [
-                "build",
-                "--exclude-resource-type",
-                "unit_test",
-                "--quiet",
-                "--vars",
-                json.dumps(variables),
-                *dbt_args,
-            ]
-        )
-        if not result.success:
-            raise SystemExit(f"dbt build of {version} in {schema} failed")
-        previous = version
-
-
-def procrustes_chain(versions: list[str], raw: dict) -> dict:
-    """Procrustes alone (no SVD step), chained over the versions with numpy."""
-    chain: dict[str, dict[str, Embeddings]] = {"users": {}, "items": {}}
-    previous = None
-    for version in versions:
-        chain["users"][version], chain["items"][version] = ablated(
-            raw["users"][version],
-            raw["items"][version],
-            chain["users"].get(previous),
-            chain["items"].get(previous),
-            "procrustes",
-            "items",
-        )
-        previous = version
-    return chain
-
-
 def downstream(versions: list[str], embeddings: dict, movielens) -> list[dict]:
     """Per version: the first version's classifiers applied unchanged, and the same
     classifiers retrained on this version (the ceiling), on the held-out ids."""
@@ -216,7 +165,11 @@ def downstream(versions: list[str], embeddings: dict, movielens) -> list[dict]:
 
 def evaluate_family(family, versions, raw, published, runs, snapshots, movielens) -> dict:
     """Every measure of one family's chain."""
-    chains = {"raw": raw, "procrustes": procrustes_chain(versions, raw), "project": published}
+    chains = {
+        "raw": raw,
+        "procrustes": ablation_chain(versions, raw, "procrustes", "items"),
+        "project": published,
+    }
     stability, downstream_rows = [], {}
     for method, chain in chains.items():
         downstream_rows[method] = downstream(versions, chain, movielens)
@@ -297,7 +250,8 @@ def evaluate(data_dir: Path, out_dir: Path, weeks: range, dbt_args=()) -> dict:
     results = {}
     for family in FAMILIES:
         schema = f"eval_movielens_{family}"
-        build_chain(versions, retrains_dir / family, schema, dbt_args)
+        retrains = [{"version": v, "output": str(retrains_dir / family / v)} for v in versions]
+        build_chain(retrains, schema, "items", dbt_args)
         spark = SparkSession.builder.getOrCreate()
         raw = {
             side: {v: read_side(retrains_dir / family / v / side) for v in versions}
@@ -357,8 +311,6 @@ def summary(results: dict) -> dict[str, list[dict]]:
 
 def write_results(results: dict, out_dir: Path) -> str:
     """results.json, results.md (the summary, then every version) and movielens.png."""
-    from run import markdown_table
-
     tables = summary(results)
     parts = ["# MovieLens 100k, weekly retrains (evaluation/movielens.py)\n"]
     parts.append("Same-id cosine to the previous version, mean over versions 2 … n:\n")

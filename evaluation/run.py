@@ -106,8 +106,9 @@ def read_published(spark, schema: str, side: str) -> dict[str, Embeddings]:
     }
 
 
-def build_chain(retrains: list[dict], schema: str, align_on: str) -> None:
-    """`dbt build` each retrain against the previous one, as a user would."""
+def build_chain(retrains: list[dict], schema: str, align_on: str, dbt_args=()) -> None:
+    """`dbt build` each retrain ({version, output}) against the previous one, as a user
+    would (``dbt_args``: more of dbt's arguments, e.g. a target path)."""
     from dbt.cli.main import dbtRunner
 
     os.environ["DBT_SCHEMA"] = schema
@@ -130,6 +131,7 @@ def build_chain(retrains: list[dict], schema: str, align_on: str) -> None:
                 "--quiet",
                 "--vars",
                 json.dumps(variables),
+                *dbt_args,
             ]
         )
         if not result.success:
@@ -191,22 +193,29 @@ def invariants(versions: list[str], raw: dict, published: dict) -> list[dict]:
     return rows
 
 
+def ablation_chain(versions: list[str], raw: dict, steps: str, align_on: str) -> dict:
+    """Some steps of the method (``ablated``) chained over the versions with numpy, each
+    version aligned to the same ablation's previous one: side → version → Embeddings."""
+    chain: dict[str, dict[str, Embeddings]] = {"users": {}, "items": {}}
+    previous = None
+    for version in versions:
+        chain["users"][version], chain["items"][version] = ablated(
+            raw["users"][version],
+            raw["items"][version],
+            chain["users"].get(previous),
+            chain["items"].get(previous),
+            steps,
+            align_on,
+        )
+        previous = version
+    return chain
+
+
 def ablation_chains(versions: list[str], raw: dict, published: dict) -> list[dict]:
     """Each ablation chained over the versions with numpy, measured like the dbt chain."""
     rows = []
     for label, steps, align_on in ABLATIONS:
-        chain: dict[str, dict[str, Embeddings]] = {"users": {}, "items": {}}
-        previous = None
-        for version in versions:
-            chain["users"][version], chain["items"][version] = ablated(
-                raw["users"][version],
-                raw["items"][version],
-                chain["users"].get(previous),
-                chain["items"].get(previous),
-                steps,
-                align_on,
-            )
-            previous = version
+        chain = ablation_chain(versions, raw, steps, align_on)
         row = {"ablation": label, "steps": steps, "align_on": align_on}
         cosines = [r for side in SIDES for r in lag_cosines(versions, raw, chain, side)]
         for summary in summary_by_lag(cosines):
