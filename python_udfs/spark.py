@@ -24,7 +24,9 @@ __all__ = [
     "ArrowMapped",
     "alignment_measures",
     "apply_transform",
+    "embedding_width",
     "gram_matrix",
+    "gram_method_for",
     "gram_partials",
     "parquet_written",
     "stabilize",
@@ -87,6 +89,25 @@ def gram_partials(
         ],
         names=["partition_id", "gram_name", "i", "j", "partial_value"],
     )
+
+
+def gram_method_for(method: str, dimension: int | None, arrow_above: int) -> str:
+    """The Gram path a build takes: ``method`` (sql or arrow), or for ``auto``
+    arrow when the embeddings are wider than ``arrow_above`` and sql otherwise
+    (also when there is no row to tell the width). As the macro ``gram_method``."""
+    if method not in ("auto", "sql", "arrow"):
+        raise ValueError(f"var 'gram_method' = '{method}' must be auto, sql or arrow")
+    if method != "auto":
+        return method
+    return "arrow" if dimension is not None and dimension > arrow_above else "sql"
+
+
+def embedding_width(dataframe, column: str = "embedding") -> int | None:
+    """The length of ``column``'s arrays, read from one row (None without rows)."""
+    from pyspark.sql import functions as F
+
+    rows = dataframe.where(F.col(column).isNotNull()).select(F.size(column)).limit(1).collect()
+    return rows[0][0] if rows else None
 
 
 def gram_matrix(dataframe, left: str, right: str, gram_name: str):

@@ -2,12 +2,11 @@
     aligned side(s); long form (gram_name, i, j, value). -#}
 {%- set sides = aligned_sides() -%}
 
-{%- if var('gram_method') not in ('sql', 'arrow') -%}
-    {{ exceptions.raise_compiler_error(
-        "var 'gram_method' = '" ~ var('gram_method') ~ "' must be sql or arrow") }}
-{%- endif -%}
+{%- if var('gram_method') in ('auto', 'arrow') %}
+-- depends_on: {{ ref('int_gram_matrices_arrow') }}
+{%- endif %}
 
-{%- if var('gram_method') == 'arrow' %}
+{%- if gram_method() == 'arrow' %}
 
 select * from {{ ref('int_gram_matrices_arrow') }}
 

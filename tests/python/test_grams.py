@@ -64,3 +64,26 @@ def test_a_dimension_change_is_padded_with_zero_columns_and_keeps_every_score(ba
         }
     )
     assert_allclose(t_new, padded[1] @ reference.item_transform, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("method", "dimension", "chosen"),
+    [
+        ("auto", 64, "sql"),
+        ("auto", 65, "arrow"),
+        ("auto", None, "sql"),  # no rows: the SQL Gram's empty form
+        ("sql", 256, "sql"),
+        ("arrow", 8, "arrow"),
+    ],
+)
+def test_gram_method_auto_takes_arrow_only_past_the_width(method, dimension, chosen):
+    from python_udfs.spark import gram_method_for
+
+    assert gram_method_for(method, dimension, arrow_above=64) == chosen
+
+
+def test_gram_method_names_the_var_it_rejects():
+    from python_udfs.spark import gram_method_for
+
+    with pytest.raises(ValueError, match="'gram_method' = 'numpy' must be auto, sql or arrow"):
+        gram_method_for("numpy", 8, arrow_above=64)

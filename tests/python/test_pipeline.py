@@ -52,6 +52,7 @@ def built(module_project, retrains):
         BUILD_OUTPUTS[version] = run.output
     # v2's Grams and items by the default, SQL path: for the arrow path to be compared to
     SQL_PATH["grams"] = module_project.table("int_gram_matrices", order_by="gram_name, i, j")
+    SQL_PATH["arrow_grams"] = module_project.table("int_gram_matrices_arrow", order_by="i")
     SQL_PATH["items"] = module_project.embeddings("stabilized_item_embeddings", "v2")[1]
     return relations
 
@@ -273,8 +274,10 @@ def test_spark_jobs_are_grouped_by_the_dbt_node_that_ran_them(built):
 
 
 def test_arrow_and_sql_gram_paths_agree(module_project, built):
-    """gram_method: arrow gives the SQL Grams to 1e-9 relative, and the same tables."""
+    """gram_method: arrow gives the SQL Grams to 1e-9 relative, and the same tables
+    (the default, auto, took the SQL path at e = 8: its arrow model wrote no row)."""
     sql_grams, sql_items = SQL_PATH["grams"], SQL_PATH["items"]
+    assert SQL_PATH["arrow_grams"].empty
     run = module_project.build("v2", *built["v2"], gram_method="arrow", **BUILD_VARS["v2"])
     assert run.success, run.output
     arrow_grams = module_project.table("int_gram_matrices", order_by="gram_name, i, j")
@@ -286,13 +289,17 @@ def test_arrow_and_sql_gram_paths_agree(module_project, built):
     assert_allclose(arrow_items, sql_items, rtol=1e-5, atol=1e-6)
 
 
-def test_a_wide_retrain_sums_its_sql_grams_in_blocks_and_equals_numpy(spark_home, tmp_path):
-    """e = 128, past gram_sql_block_size: WᵀW's and TᵀT's 65 offsets are summed in 2
-    blocks (the cross Grams' blocks: the dbt unit tests); the version equals numpy's."""
+def test_a_wide_retrain_takes_the_arrow_gram_by_default_and_equals_numpy(spark_home, tmp_path):
+    """e = 128, past gram_arrow_above: the default (auto) sums the Grams with numpy on
+    Arrow batches (the SQL Gram's blocks of offsets at that width: the dbt unit tests);
+    the version equals numpy's."""
     project = DbtProject("wide", tmp_path / "target", tmp_path / "data")
     retrains = {"v1": first_retrain(users=150, items=140, dimension=128, seed=0)}
     run = project.build("v1", *project.write_retrain("v1", retrains["v1"]))
     assert run.success, run.output[-5000:]
+    arrow_grams = project.table("int_gram_matrices_arrow", order_by="i")
+    assert set(arrow_grams["gram_name"]) == {"users", "items"}  # v1 has no base
+    assert len(arrow_grams) == 2 * 128 * 128
     for name, (expected_ids, expected_rows) in stabilized_by_numpy(retrains)["v1"].items():
         ids, rows = project.embeddings(name, "v1")
         assert_array_equal(ids, expected_ids)
