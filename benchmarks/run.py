@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run.py [--users 1000000,4000000] [--items 200000] [--dimension 64]
     .venv/bin/python benchmarks/run.py --users 1000000 --table-formats hive,iceberg,delta
+    .venv/bin/python benchmarks/run.py --users 250000,1000000 --widths 16,64,128,256
 
 Generates synthetic retrains as Parquet (the second is the first under a random
 invertible map plus noise, with 5 % of ids churned) and, in one run, on the
@@ -24,6 +25,9 @@ and the peak resident memory of its processes (the dbt/Python driver, the JVM).
 ``--table-formats`` times only version 2 at the first size, published as each
 format (Hive Parquet, Iceberg, Delta), ``--rounds`` times each, the formats taking
 turns (medians), and the nodes whose time differs most.
+
+``--widths`` times only the marginal cost at each embedding width, both Gram
+methods (sql, arrow) against the floor, and which one the default (auto) takes.
 """
 
 from __future__ import annotations
@@ -42,12 +46,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
 from python_udfs import stabilizing_transforms
 from python_udfs.arrow import list_column_to_matrix, matrix_to_list_column
+from python_udfs.spark import gram_method_for
 from stabilization_tools.synthetic import write_parquet
 
 TINY_USERS, TINY_ITEMS = 1_000, 200
@@ -160,13 +166,20 @@ def relations(data: Path, version: str) -> dict:
 
 
 def dbt_build(
-    data: Path, version: str, gram_method: str, table_format: str = "hive"
+    data: Path,
+    version: str,
+    gram_method: str,
+    table_format: str = "hive",
+    label: str | None = None,
+    base_version: str = "",
 ) -> tuple[float, dict]:
     """A whole `dbt build` process (Python, dbt, Spark's JVM): wall seconds, node timings.
     Published as ``table_format`` tables (Iceberg, Delta: their local target, a
-    metastore of their own)."""
+    metastore of their own), as version ``label`` (default: ``version``) of the
+    retrain ``version``, aligned to ``base_version`` (default: the latest)."""
     variables = {
-        "embedding_version": version,
+        "embedding_version": label or version,
+        "base_version": base_version,
         "gram_method": gram_method,
         "table_format": table_format,
         **relations(data, version),
@@ -417,6 +430,57 @@ def compare_table_formats(data: Path, users: int, args) -> None:
             print(f"  {table_format:8} {node[:60]:60}{first.get(node, 0):>8.1f}{these[node]:>8.1f}")
 
 
+def compare_widths(data: Path, sizes: list[int], args) -> None:
+    """The marginal cost per million users at each of ``--widths``, both Gram methods
+    and the floor, in one run. At each width and size, version 1 is built once (the
+    default path, not timed), then version 2 twice, as v2_sql and v2_arrow, both aligned
+    to version 1; the floor is the best of 2. Only the inputs are kept afterwards."""
+    widths = [int(width) for width in args.widths.split(",")]
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    arrow_above = int(project["vars"]["gram_arrow_above"])
+    slopes: dict[int, dict[str, float | None]] = {}
+    for width in widths:
+        seconds: dict[str, dict[int, float]] = {"floor": {}, "sql": {}, "arrow": {}}
+        for n in sizes:
+            folder = data / f"e_{width}" / f"users_{n}"
+            generate_in_child(folder, n, args.items, width)
+            shutil.rmtree(folder / "spark_home", ignore_errors=True)
+            print(f"e = {width}, {n:,} users: dbt build v1 (the base; not timed) ...", flush=True)
+            dbt_build(folder, "v1", "auto")
+            for method in ("sql", "arrow"):
+                seconds[method][n], timings = dbt_build(
+                    folder, "v2", method, label=f"v2_{method}", base_version="v1"
+                )
+                gram = sum(t for node, t in timings.items() if node.startswith("int_gram_matrices"))
+                print(
+                    f"  dbt build v2, gram_method {method}: {seconds[method][n]:.1f} s "
+                    f"(the Gram nodes {gram:.1f} s)",
+                    flush=True,
+                )
+            base = published_base_items(folder)
+            seconds["floor"][n] = min(floor(folder, base, folder / "out_floor") for _ in range(2))
+            print(f"  floor: {seconds['floor'][n]:.1f} s", flush=True)
+            shutil.rmtree(folder / "spark_home", ignore_errors=True)
+            shutil.rmtree(folder / "out_floor", ignore_errors=True)
+        slopes[width] = {name: slope_per_million(times) for name, times in seconds.items()}
+    sizes_text = " and ".join(f"{n:,}" for n in sizes)
+    print(
+        f"\nmarginal cost per million users (slope between {sizes_text} users), "
+        f"{args.items:,} items, {os.environ.get('SPARK_MASTER', 'local[2]')}, "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        f"{'e':>5}{'floor s':>10}{'sql s':>10}{'× floor':>9}{'arrow s':>10}{'× floor':>9}  default"
+    )
+    for width, slope in slopes.items():
+        default = gram_method_for("auto", width, arrow_above)
+        print(
+            f"{width:>5}{slope['floor']:>10.1f}{slope['sql']:>10.1f}"
+            f"{slope['sql'] / slope['floor']:>9.2f}{slope['arrow']:>10.1f}"
+            f"{slope['arrow'] / slope['floor']:>9.2f}  {default}"
+        )
+
+
 def slope_per_million(seconds: dict[int, float]) -> float | None:
     """Seconds per million users between the smallest and the largest size."""
     if len(seconds) < 2:
@@ -431,7 +495,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--dimension", type=int, default=64)
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "benchmarks" / "data")
-    parser.add_argument("--gram-method", default="arrow", choices=["arrow", "sql"])
+    parser.add_argument("--gram-method", default="auto", choices=["auto", "arrow", "sql"])
+    parser.add_argument(
+        "--widths",
+        help="only this: the marginal cost by embedding width (comma-separated, e.g. "
+        "16,64,128,256) between the --users sizes, both Gram methods and the floor",
+    )
     parser.add_argument(
         "--skip-references",
         action="store_true",
@@ -472,6 +541,9 @@ def main() -> None:
         return
     if args.table_formats:
         compare_table_formats(data, sizes[0], args)
+        return
+    if args.widths:
+        compare_widths(data, sizes, args)
         return
     if args.fixed_only:
         sizes = []

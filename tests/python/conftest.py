@@ -327,7 +327,9 @@ def sigkilled_on_leaving(process: subprocess.Popen):
     try:
         yield wait
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        # a group that already ended (its last process exited) is gone: nothing to kill
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
