@@ -77,3 +77,47 @@
     {%- endif -%}
     {{- return(base_version) -}}
 {% endmacro %}
+
+
+{#
+    At publication (stabilization_runs' pre-hook, just before a version's row is
+    written): a new version aligned by default to the latest published version
+    must still be aligned to the latest. Another run may have published a
+    version, or unpublished this one's base, since this build resolved it (an
+    orchestrator's per-model runs; two builds at once); publishing then would
+    fork the chain, or leave it without this version's base. Read afresh, not
+    once per build: this is the moment that counts. A rebuild (its recorded
+    base) and var base_version (a base asked for) are not checked.
+#}
+{% macro require_latest_base() %}
+    {%- if not execute or var('base_version', '') | string | trim not in ('', 'None') -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set runs = adapter.get_relation(
+        database=none, schema=target.schema, identifier='stabilization_runs') -%}
+    {%- if runs is none -%}{{ return('') }}{%- endif -%}
+    {%- set version = embedding_version() -%}
+    {%- set resolved = run_query(
+        "select base_version from " ~ ref('int_versions_resolved')).rows -%}
+    {%- set base = resolved[0][0] if resolved | length > 0 else none -%}
+    {#- latest first, as resolve_base_version orders them -#}
+    {%- set published = run_query(
+        "select embedding_version from " ~ runs
+        ~ " order by published_at desc, embedding_version desc").columns[0].values() | map('string') | list -%}
+    {%- if version in published -%}{{ return('') }}{%- endif -%}
+    {%- set latest = published[0] if published | length > 0 else none -%}
+    {%- if (base | string if base is not none else none) == latest -%}{{ return('') }}{%- endif -%}
+    {%- set aligned = ("aligned " ~ version ~ " to version " ~ base) if base is not none
+        else ("built " ~ version ~ " as a first version (no base)") -%}
+    {%- if base is not none and (base | string) not in published -%}
+        {%- set since = "version " ~ base ~ " has been unpublished since" -%}
+    {%- else -%}
+        {%- set since = "version " ~ latest ~ " has been published since" -%}
+    {%- endif -%}
+    {{ exceptions.raise_compiler_error(
+        "This build " ~ aligned ~ ", but " ~ since ~ " (another run): publishing " ~ version
+        ~ " would fork the chain of versions. Nothing of " ~ version ~ " is visible to "
+        ~ "readers. Build it again from the start (dbt build with its inputs) to align it to "
+        ~ "the latest published version" ~ ("" if base is none or (base | string) not in published
+            else (", or set var base_version: " ~ base ~ " to keep " ~ base ~ " as its base")) ~ ".") }}
+{% endmacro %}

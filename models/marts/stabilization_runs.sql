@@ -1,4 +1,4 @@
-{{ config(file_format=published_file_format()) }}
+{{ config(file_format=published_file_format(), pre_hook="{{ require_latest_base() }}") }}
 {#- One row per published version. Written last: a version is published once
     its row is here (the base-version default reads this table). -#}
 {%- set version = sql_string(embedding_version()) -%}

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from conftest import spark_session
+from conftest import build_arguments, spark_session
 
 from dbt.adapters.sparksession.publication import stage_for_publication
 from python_udfs.spark import transformed
@@ -167,11 +167,16 @@ def runs_listed(project) -> list[str]:
 
 
 def test_versions_are_unpublished_by_name_or_all_but_the_latest(module_project, published):
-    """A bad latest version taken back: the next build aligns to the one before it; old
-    versions let go with keep_latest; the other versions' files untouched. (On the
-    module's v1 and v2, after the tests above rebuilt v2.)"""
+    """A bad latest version taken back: a build that aligned to it before is refused at
+    publication, the next build aligns to the one before it; old versions let go with
+    keep_latest; the other versions' files untouched. (On the module's v1 and v2, after
+    the tests above rebuilt v2.)"""
     schema = module_project.schema
     run = module_project.build("v3", *published["v3"])
+    assert run.success, run.output
+    # v4 built up to its runs row (an orchestrator's per-model runs), aligned to v3
+    v4_build = build_arguments("v4", *published["v4"])
+    run = module_project.invoke(*v4_build, "--exclude", "stabilization_runs")
     assert run.success, run.output
     before = files(schema)
     v2_files = {k: v for k, v in before.items() if "/_staged/v2-" in k}
@@ -192,13 +197,22 @@ def test_versions_are_unpublished_by_name_or_all_but_the_latest(module_project, 
     assert run.success, run.output
     assert "unpublished version v3" in run.output
     assert runs_listed(module_project) == ["v1", "v2"]
-    for table in ("stabilization_transforms", *EMBEDDINGS):
-        assert set(module_project.table(table)["embedding_version"]) == {"v1", "v2"}, table
+    for table in ("stabilization_transforms", *EMBEDDINGS):  # and v4's, with no runs row yet
+        assert set(module_project.table(table)["embedding_version"]) == {"v1", "v2", "v4"}, table
+    assert "v4" not in set(module_project.table("published_item_embeddings")["embedding_version"])
     after = files(schema)
     for table in EMBEDDINGS:  # its rows' folder removed, not only its files
         assert list((location(schema, table) / "_staged").glob("v3-*")) == [], table
     assert after == {k: v for k, v in before.items() if "/_staged/v3-" not in k}  # byte for byte
 
+    # v3 taken back while v4 was built: v4 would be published aligned to no version
+    run = module_project.invoke(*v4_build, "--select", "stabilization_runs")
+    assert not run.success
+    assert (
+        "This build aligned v4 to version v3, but version v3 has been unpublished since "
+        "(another run): publishing v4 would fork the chain of versions."
+    ) in run.output, run.output[-3000:]
+    assert runs_listed(module_project) == ["v1", "v2"]
     run = module_project.build("v4", *published["v4"])
     assert run.success, run.output
     runs = module_project.table("stabilization_runs").set_index("embedding_version")
