@@ -1,10 +1,11 @@
 {#
     The Gram path this build takes: var gram_method, unless it is auto (the
     default), which takes arrow for embeddings wider than var gram_arrow_above
-    (64) and sql otherwise. The SQL Gram explodes each row e times and adds each
+    (16) and sql otherwise. The SQL Gram explodes each row e times and adds each
     product in generated code, ~e² per row; numpy adds X_bᵀX_b per Arrow batch
-    with BLAS: at e ≤ 64 they cost the same, at e = 256 the SQL Gram is 8–11×
-    the arrow one (docs/performance.md). int_gram_matrices_arrow.py decides the
+    with BLAS. In a build at 1M users the SQL Gram is 0.8× the arrow one at e = 16,
+    1.4× at e = 32, 2.6× at 64, 12× at 256
+    (docs/performance.md). int_gram_matrices_arrow.py decides the
     same way (python_udfs.spark.gram_method_for).
 #}
 {% macro gram_method() %}

@@ -69,8 +69,8 @@ def test_a_dimension_change_is_padded_with_zero_columns_and_keeps_every_score(ba
 @pytest.mark.parametrize(
     ("method", "dimension", "chosen"),
     [
-        ("auto", 64, "sql"),
-        ("auto", 65, "arrow"),
+        ("auto", 16, "sql"),
+        ("auto", 17, "arrow"),
         ("auto", None, "sql"),  # no rows: the SQL Gram's empty form
         ("sql", 256, "sql"),
         ("arrow", 8, "arrow"),
@@ -79,11 +79,11 @@ def test_a_dimension_change_is_padded_with_zero_columns_and_keeps_every_score(ba
 def test_gram_method_auto_takes_arrow_only_past_the_width(method, dimension, chosen):
     from python_udfs.spark import gram_method_for
 
-    assert gram_method_for(method, dimension, arrow_above=64) == chosen
+    assert gram_method_for(method, dimension, arrow_above=16) == chosen
 
 
 def test_gram_method_names_the_var_it_rejects():
     from python_udfs.spark import gram_method_for
 
     with pytest.raises(ValueError, match="'gram_method' = 'numpy' must be auto, sql or arrow"):
-        gram_method_for("numpy", 8, arrow_above=64)
+        gram_method_for("numpy", 8, arrow_above=16)
