@@ -100,24 +100,25 @@
     {%- set resolved = run_query(
         "select base_version from " ~ ref('int_versions_resolved')).rows -%}
     {%- set base = resolved[0][0] if resolved | length > 0 else none -%}
+    {%- set base = base | string if base is not none else none -%}
     {#- latest first, as resolve_base_version orders them -#}
     {%- set published = run_query(
         "select embedding_version from " ~ runs
         ~ " order by published_at desc, embedding_version desc").columns[0].values() | map('string') | list -%}
     {%- if version in published -%}{{ return('') }}{%- endif -%}
     {%- set latest = published[0] if published | length > 0 else none -%}
-    {%- if (base | string if base is not none else none) == latest -%}{{ return('') }}{%- endif -%}
+    {%- if base == latest -%}{{ return('') }}{%- endif -%}
+    {%- set base_gone = base is not none and base not in published -%}
     {%- set aligned = ("aligned " ~ version ~ " to version " ~ base) if base is not none
         else ("built " ~ version ~ " as a first version (no base)") -%}
-    {%- if base is not none and (base | string) not in published -%}
-        {%- set since = "version " ~ base ~ " has been unpublished since" -%}
-    {%- else -%}
-        {%- set since = "version " ~ latest ~ " has been published since" -%}
-    {%- endif -%}
+    {%- set since = base ~ " has been unpublished since" if base_gone
+        else latest ~ " has been published since" -%}
     {{ exceptions.raise_compiler_error(
-        "This build " ~ aligned ~ ", but " ~ since ~ " (another run): publishing " ~ version
-        ~ " would fork the chain of versions. Nothing of " ~ version ~ " is visible to "
-        ~ "readers. Build it again from the start (dbt build with its inputs) to align it to "
-        ~ "the latest published version" ~ ("" if base is none or (base | string) not in published
-            else (", or set var base_version: " ~ base ~ " to keep " ~ base ~ " as its base")) ~ ".") }}
+        "This build " ~ aligned ~ ", but version " ~ since ~ " (another run): publishing "
+        ~ version ~ " would fork the chain of versions. Nothing of " ~ version ~ " is visible "
+        ~ "to readers. Build it again from the start (dbt build with its inputs) to align it "
+        ~ "to the latest published version"
+        ~ ("" if base is none or base_gone
+           else ", or set var base_version: " ~ base ~ " to keep " ~ base ~ " as its base")
+        ~ ".") }}
 {% endmacro %}
