@@ -21,7 +21,7 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup jars jars-spark3.5 setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate evaluate-movielens movielens report docs backfill dist clean
+.PHONY: setup jars jars-spark3.5 metastore test-shared-metastore setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate evaluate-movielens movielens report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -89,6 +89,22 @@ define fetch_jars
 	touch $(1)/.fetched
 endef
 
+# A shared Hive metastore (scripts/shared_metastore.py, make test-shared-metastore): Debian's
+# PostgreSQL server and its JDBC driver, fetched once from Maven Central
+POSTGRES ?= /usr/lib/postgresql/15/bin/postgres
+METASTORE_JARS := $(VENV)/metastore-jars
+POSTGRES_JDBC := org.postgresql:postgresql:42.7.14
+
+metastore: $(POSTGRES) $(METASTORE_JARS)/.fetched
+
+$(POSTGRES):
+	@echo "installing Debian's PostgreSQL server (the shared metastore's database)"
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq postgresql >/dev/null
+
+$(METASTORE_JARS)/.fetched: Makefile
+	$(call fetch_jars,$(METASTORE_JARS),$(POSTGRES_JDBC))
+
 jars: $(JARS)/.fetched
 
 $(JARS)/.fetched: Makefile
@@ -155,12 +171,18 @@ docs: setup
 # fresh clone, 2026-11-30: 26.9 min with the lakehouse tests; 26.2 min with the 3.5 ones,
 # set-up of .venv-spark3.5 included, their part 474 s beside the other worker)
 test: setup browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 --ignore=tests/python/test_lakehouse.py
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 --ignore=tests/python/test_lakehouse.py \
+		--ignore=tests/python/test_shared_metastore.py
 
 # the published tables as Iceberg and as Delta tables, each format in processes of its
 # own, the two formats side by side (5.4 min; 7.1 one after the other, 2026-11-30)
 test-lakehouse: setup jars
 	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --durations=5 tests/python/test_lakehouse.py
+
+# two runs at once, and a build beside unpublish_versions, on a Hive metastore service on
+# PostgreSQL that each run's process reaches over thrift (as a shared warehouse's)
+test-shared-metastore: setup metastore
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=5 tests/python/test_shared_metastore.py
 
 # the edit-test loop (≤ 5 minutes): the math, the adapter's unit tests, dbt's unit
 # tests and one in-process pipeline build of two versions; CI runs the full `make test`

@@ -30,12 +30,15 @@
             "unpublish_versions: nothing is published in schema " ~ runs.schema
             ~ " (no table " ~ runs ~ ")") }}
     {%- endif -%}
+    {#- one invocation at a time in the schema: not while a build publishes -#}
+    {%- do acquire_build_lock() -%}
     {%- set published = run_query(
         "select embedding_version from " ~ runs
         ~ " order by published_at desc, embedding_version desc").columns[0].values() | list -%}
 
     {%- if keep_latest is not none -%}
         {%- if keep_latest is not integer or keep_latest < 1 -%}
+            {%- do release_build_lock() -%}
             {{ exceptions.raise_compiler_error(
                 "unpublish_versions: keep_latest must be a whole number ≥ 1, not "
                 ~ keep_latest ~ " (to unpublish every version, name them in versions)") }}
@@ -43,6 +46,7 @@
         {%- set chosen = published[keep_latest:] -%}
     {%- else -%}
         {%- if versions is string or versions | length == 0 -%}
+            {%- do release_build_lock() -%}
             {{ exceptions.raise_compiler_error(
                 "unpublish_versions: versions must be a non-empty list of names, e.g. "
                 ~ "'{versions: [\"2026-11-22\"]}'; got " ~ versions) }}
@@ -55,6 +59,7 @@
                 {%- do leftovers.append(table) -%}
             {%- endfor -%}
             {%- if leftovers | length == 0 -%}
+                {%- do release_build_lock() -%}
                 {{ exceptions.raise_compiler_error(
                     "unpublish_versions: version '" ~ version ~ "' is not published in schema "
                     ~ runs.schema ~ " (stabilization_runs lists " ~ (published | join(', ') or 'none')
@@ -77,6 +82,7 @@
         {{ log("nothing to unpublish: " ~ published | length ~ " versions published, keep_latest "
                ~ keep_latest, info=true) }}
     {%- endif -%}
+    {%- do release_build_lock() -%}
     {{ return(chosen) }}
 {% endmacro %}
 

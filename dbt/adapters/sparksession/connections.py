@@ -103,6 +103,8 @@ def embedded_metastore_path(server_side_parameters: Mapping[str, str]) -> str | 
     None too when the profile leaves the metastore to the cluster's configuration
     (the ``cluster`` target): that is for the cluster to arbitrate.
     """
+    if server_side_parameters.get("spark.hadoop.hive.metastore.uris"):
+        return None  # a metastore service (the shared target): its database arbitrates
     url = server_side_parameters.get("spark.hadoop.javax.jdo.option.ConnectionURL", "")
     if not url.startswith("jdbc:derby:") or url.startswith("jdbc:derby://"):
         return None  # a metastore service or a database server: concurrent runs are fine

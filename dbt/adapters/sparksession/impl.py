@@ -10,7 +10,7 @@ from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.spark.impl import SparkAdapter
 from dbt_common.exceptions import DbtRuntimeError
 
-from dbt.adapters.sparksession import audits, publication
+from dbt.adapters.sparksession import audits, build_lock, publication
 from dbt.adapters.sparksession.connections import SparksessionConnectionManager, open_ahead
 from dbt.adapters.sparksession.cursor import sql_literal
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
@@ -132,6 +132,46 @@ class SparksessionAdapter(SparkAdapter):
 
     def _session(self):
         return self.connections.get_thread_connection().handle.session
+
+    def _rows(self, sql: str) -> list:
+        return self._session().sql(sql).collect()
+
+    @available
+    def acquire_build_lock(
+        self, schema: str, version: str, wait_minutes, expires_after_minutes
+    ) -> None:
+        """Take ``schema``'s build lock for this invocation (:mod:`build_lock`), waiting up
+        to ``wait_minutes`` while another invocation holds it."""
+        from datetime import datetime, timedelta, timezone
+
+        from dbt_common.invocation import get_invocation_id
+
+        holder = build_lock.this_process(
+            get_invocation_id(),
+            str(version or ""),
+            invoked_command() or "run-operation",
+            datetime.now(timezone.utc),
+        )
+        try:
+            build_lock.acquire(
+                self._rows,
+                schema,
+                holder,
+                wait=timedelta(minutes=float(wait_minutes)),
+                expires_after=timedelta(minutes=float(expires_after_minutes)),
+                log=logger.info,
+            )
+        except RuntimeError as error:
+            raise DbtRuntimeError(str(error)) from None
+
+    @available
+    def release_build_lock(self, schema: str, this_invocation_only: bool = True) -> bool:
+        """Give back ``schema``'s build lock if this invocation holds it (any holder's
+        when not ``this_invocation_only``); whether one was released."""
+        from dbt_common.invocation import get_invocation_id
+
+        owner = get_invocation_id() if this_invocation_only else None
+        return build_lock.release(self._rows, schema, owner)
 
     @available
     def table_exists(self, relation: BaseRelation) -> bool:
