@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import threading
 import zipfile
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from dbt_common.exceptions import DbtRuntimeError
 from pyspark.errors import AnalysisException
 
-from dbt.adapters.sparksession import connections
+from dbt.adapters.sparksession import build_lock, connections
 from dbt.adapters.sparksession.connections import SparksessionCredentials, open_ahead
 from dbt.adapters.sparksession.impl import spark_reason
 from dbt.adapters.sparksession.remote import _apply_parameters, _grpc_reason, package_zip
@@ -175,3 +179,80 @@ def test_grpc_reason_reads_status_and_details_from_the_cause():
 )
 def test_spark_reason_is_one_line_without_the_plan(message, reason):
     assert spark_reason(message) == reason
+
+
+class FakeCatalog:
+    """The statements build_lock runs, on one view kept in memory: creating a view that
+    exists fails as the metastore does."""
+
+    def __init__(self, holder=None):
+        self.row = None if holder is None else self.as_row(holder)
+
+    @staticmethod
+    def as_row(holder):
+        return {**holder.__dict__, "acquired_at": holder.acquired_at.isoformat()}
+
+    def __call__(self, sql: str) -> list:
+        if sql.startswith("create view"):
+            if self.row is not None:
+                raise AnalysisException("[TABLE_OR_VIEW_ALREADY_EXISTS] it already exists")
+            values = re.findall(r"'([^']*)' as (\w+)|(\d+) as (pid)", sql)
+            self.row = {name or pid_name: text or number for text, name, number, pid_name in values}
+            return []
+        if sql.startswith("select"):
+            if self.row is None:
+                raise AnalysisException("[TABLE_OR_VIEW_NOT_FOUND] not found")
+            return [self.row]
+        if sql.startswith("drop view"):
+            self.row = None
+            return []
+        raise AssertionError(sql)
+
+
+def lock_holder(invocation: str, pid: int, age: timedelta = timedelta(0)):
+    now = datetime.now(timezone.utc)
+    return build_lock.Holder(invocation, "v1", "build", socket.gethostname(), pid, now - age)
+
+
+def acquire(catalog, holder, wait=timedelta(0), expires_after=timedelta(hours=1)):
+    messages = []
+    build_lock.acquire(
+        catalog, "s", holder, wait, expires_after, messages.append, poll_seconds=0.01
+    )
+    return messages
+
+
+def test_the_build_lock_is_taken_once_and_given_back_by_its_holder_only():
+    catalog = FakeCatalog()
+    mine = lock_holder("mine", os.getpid())
+    assert acquire(catalog, mine) == []
+    assert build_lock.read_holder(catalog, "s") == mine
+    assert not build_lock.release(catalog, "s", "another")
+    assert build_lock.release(catalog, "s", "mine")
+    assert build_lock.read_holder(catalog, "s") is None
+
+
+def test_a_build_lock_held_by_a_running_process_makes_the_run_wait_then_fail_naming_it():
+    holder = lock_holder("theirs", os.getppid())  # alive
+    with pytest.raises(RuntimeError) as raised:
+        acquire(FakeCatalog(holder), lock_holder("mine", os.getpid()), wait=timedelta(seconds=0.05))
+    message = str(raised.value)
+    assert "schema s is being built by dbt build of version 'v1' (invocation theirs" in message
+    assert f"pid {os.getppid()} on {socket.gethostname()}" in message
+    assert "release_build_lock --args '{any_holder: true}'" in message
+
+
+@pytest.mark.parametrize(
+    ("pid", "age", "reason"),
+    [
+        (2**22 + 1, timedelta(0), "no longer runs"),  # above Linux's pid_max: never running
+        (os.getpid(), timedelta(0), "an earlier invocation in this process that did not end"),
+        (os.getppid(), timedelta(hours=2), "older than 1:00:00"),
+    ],
+)
+def test_an_abandoned_build_lock_is_taken_over(pid, age, reason):
+    catalog = FakeCatalog(lock_holder("killed", pid, age))
+    mine = lock_holder("mine", os.getpid())
+    messages = acquire(catalog, mine)
+    assert build_lock.read_holder(catalog, "s").invocation_id == "mine"
+    assert len(messages) == 1 and reason in messages[0] and "invocation killed" in messages[0]

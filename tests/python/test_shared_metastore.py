@@ -31,7 +31,7 @@ from stabilization_tools.synthetic import first_retrain, next_retrain
 pytestmark = pytest.mark.integration
 
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
-import shared_metastore  # noqa: E402
+import shared_metastore
 
 DBT = Path(sys.executable).with_name("dbt")
 SCHEMA = "shared_runs"
@@ -127,7 +127,9 @@ def in_chain_order(chain: dict[str, str | None]) -> list[str]:
     one line (one first version, no base shared by two versions, none left out)."""
     following = {}
     for version, base in chain.items():
-        assert base not in following, f"versions {following.get(base)} and {version} share base {base}: {chain}"
+        assert base not in following, (
+            f"versions {following.get(base)} and {version} share base {base}: {chain}"
+        )
         following[base] = version
     order, version = [], following.get(None)
     while version is not None:
@@ -168,7 +170,9 @@ def assert_published_as_numpy(reader, order: list[str]) -> None:
         assert error < 1e-5, f"{version}: scores changed by up to {error}"
 
 
-def test_runs_at_once_wait_for_each_other_and_publish_one_chain(metastore, inputs, reader, tmp_path):
+def test_runs_at_once_wait_for_each_other_and_publish_one_chain(
+    metastore, inputs, reader, tmp_path
+):
     """v1, then v2 and v3 started together with a second run of v2 (an orchestrator's
     retry while the first try still runs): one at a time in the schema; the versions
     form one line, whichever took the lock first; every version holds its rows."""
@@ -217,5 +221,7 @@ def test_unpublish_beside_a_build_leaves_a_consistent_chain(metastore, inputs, r
         left = reader.sql(f"select 1 from {SCHEMA}.{view} where embedding_version = '{latest}'")
         assert left.count() == 0, f"{view} still shows {latest}"
     # v4 is whole and equals numpy's alignment onto the base it was built on
-    base_chain = in_chain_order({**published_before, "v4": chain["v4"]} if chain["v4"] == latest else chain)
+    base_chain = in_chain_order(
+        {**published_before, "v4": chain["v4"]} if chain["v4"] == latest else chain
+    )
     assert_published_as_numpy(reader, base_chain[: base_chain.index("v4") + 1])
