@@ -188,7 +188,7 @@ test-shared-metastore: setup metastore
 # tests and one in-process pipeline build of two versions; CI runs the full `make test`
 QUICK_TESTS := test_linalg.py test_arrow.py test_grams.py test_evaluation.py test_layout.py \
 	test_docs_commands.py test_adapter_plugin.py test_unit_tests.py test_pipeline.py
-QUICK_SKIP := not rebuilding and not arrow_and_sql and not renders_in_chromium and not docs_site
+QUICK_SKIP := not rebuilding and not renders_in_chromium and not docs_site
 
 test-quick: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10 \

@@ -186,25 +186,22 @@ class FakeCatalog:
     exists fails as the metastore does."""
 
     def __init__(self, holder=None):
-        self.row = None if holder is None else self.as_row(holder)
-
-    @staticmethod
-    def as_row(holder):
-        return {**holder.__dict__, "acquired_at": holder.acquired_at.isoformat()}
+        self.properties = None
+        if holder is not None:
+            self(build_lock.create_statement("s", holder))
 
     def __call__(self, sql: str) -> list:
         if sql.startswith("create view"):
-            if self.row is not None:
+            if self.properties is not None:
                 raise AnalysisException("[TABLE_OR_VIEW_ALREADY_EXISTS] it already exists")
-            values = re.findall(r"'([^']*)' as (\w+)|(\d+) as (pid)", sql)
-            self.row = {name or pid_name: text or number for text, name, number, pid_name in values}
+            self.properties = re.findall(r"'([^']*)' = '([^']*)'", sql)
             return []
-        if sql.startswith("select"):
-            if self.row is None:
+        if sql.startswith("show tblproperties"):
+            if self.properties is None:
                 raise AnalysisException("[TABLE_OR_VIEW_NOT_FOUND] not found")
-            return [self.row]
+            return [*self.properties, ("transient_lastDdlTime", "0")]
         if sql.startswith("drop view"):
-            self.row = None
+            self.properties = None
             return []
         raise AssertionError(sql)
 

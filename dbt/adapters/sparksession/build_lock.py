@@ -7,11 +7,11 @@ daily build) would overwrite each other's tables and align both to the same base
 each invocation that builds or tests (``on-run-start``) first takes the schema's lock,
 and gives it back when it ends (``on-run-end``); another invocation waits for it.
 
-The lock is a view, ``<schema>.stabilization_build_lock``, whose one row names its
-holder: creating a view that exists fails in the metastore itself (its table names
+The lock is a view, ``<schema>.stabilization_build_lock``, whose table properties
+name its holder: creating a view that exists fails in the metastore itself (its table names
 are unique in its database: Hive's on PostgreSQL or MySQL, Glue, Unity Catalog), so
 of two invocations that create it at once exactly one succeeds. A view holds no files
-and needs no table format. The holder of a lock it finds is read from that row; a
+and needs no table format. The holder of a lock it finds is read from those (metadata: no query runs); a
 lock whose holder is a process of this machine that no longer runs (killed), or
 that is older than the stated expiry, is taken over.
 """
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 LOCK_VIEW = "stabilization_build_lock"
+#: The lock view's table properties that name its holder start with this.
+PROPERTY = "embedding_stabilization.lock."
 
 
 @dataclass(frozen=True)
@@ -82,37 +84,40 @@ def sql_string(value: str) -> str:
 
 
 def create_statement(schema: str, holder: Holder) -> str:
-    """The statement that takes the lock: fails if the view exists."""
-    return (
-        f"create view {schema}.{LOCK_VIEW} as select "
-        f"{sql_string(holder.invocation_id)} as invocation_id, "
-        f"{sql_string(holder.embedding_version)} as embedding_version, "
-        f"{sql_string(holder.command)} as command, "
-        f"{sql_string(holder.host)} as host, "
-        f"{int(holder.pid)} as pid, "
-        # a string, not a timestamp: read back the same in any session time zone
-        f"{sql_string(holder.acquired_at.isoformat())} as acquired_at"
+    """The statement that takes the lock: fails if the view exists. The holder is in
+    its table properties, which the metastore returns without running a query."""
+    fields = {
+        "invocation_id": holder.invocation_id,
+        "embedding_version": holder.embedding_version,
+        "command": holder.command,
+        "host": holder.host,
+        "pid": str(holder.pid),
+        "acquired_at": holder.acquired_at.isoformat(),
+    }
+    listed = ", ".join(
+        f"{sql_string(PROPERTY + name)} = {sql_string(value)}" for name, value in fields.items()
     )
+    return f"create view {schema}.{LOCK_VIEW} tblproperties ({listed}) as select 1 as held"
 
 
 def read_holder(sql: Callable[[str], list], schema: str) -> Holder | None:
     """The lock's holder, or None when no one holds it."""
     try:
-        rows = sql(f"select * from {schema}.{LOCK_VIEW}")
+        rows = sql(f"show tblproperties {schema}.{LOCK_VIEW}")
     except Exception as error:  # classic and Connect sessions raise different types
         if "TABLE_OR_VIEW_NOT_FOUND" in str(error) or "not found" in str(error).lower():
             return None
         raise
-    if not rows:
+    fields = {row[0][len(PROPERTY) :]: row[1] for row in rows if row[0].startswith(PROPERTY)}
+    if not fields:
         return None
-    row = rows[0]
     return Holder(
-        row["invocation_id"],
-        row["embedding_version"],
-        row["command"],
-        row["host"],
-        int(row["pid"]),
-        datetime.fromisoformat(row["acquired_at"]),
+        fields["invocation_id"],
+        fields["embedding_version"],
+        fields["command"],
+        fields["host"],
+        int(fields["pid"]),
+        datetime.fromisoformat(fields["acquired_at"]),
     )
 
 
