@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from conftest import (
 )
 from numpy.testing import assert_allclose, assert_array_equal
 
+from dbt.adapters.sparksession.publication import version_folder
 from python_udfs import orthogonality_error, stabilizing_transforms
 from stabilization_tools.synthetic import first_retrain, next_retrain
 
@@ -50,7 +52,7 @@ def built(module_project, retrains):
         run = module_project.build(version, *relations[version], **BUILD_VARS[version])
         assert run.success, run.output
         BUILD_OUTPUTS[version] = run.output
-    ARROW_GRAMS_AT_E8["v2"] = module_project.table("int_gram_matrices_arrow")
+    ARROW_GRAMS_AT_E8["v2"] = module_project.table("int_gram_matrices_arrow", order_by="i")
     return relations
 
 
@@ -225,13 +227,28 @@ def test_apply_transform_macro_stabilizes_a_late_embedding(module_project, built
 
 def test_rebuilding_an_earlier_version_is_identical_and_touches_no_other(module_project, built):
     """v1 rebuilt after v2 was published: its recorded base (none) is kept, not v2, and
-    every table is as it was (the latest version rebuilt: test_publication)."""
+    every table is as it was (the latest version rebuilt: test_publication). Its
+    publication removes the staged folder of an earlier run of v1 whose process is gone,
+    not the one of a run that still runs (another run of v1 at once, per model)."""
+    table = Path(os.environ["DBT_SPARK_HOME"]) / "warehouse" / f"{module_project.schema}.db"
+    staged = Path(version_folder(str(table / "stabilized_user_embeddings"), "v1"))
+    runs = {"running": os.getppid(), "killed": 2**22 + 1}  # alive; above Linux's pid_max
+    for run, pid in runs.items():
+        (staged / run).mkdir(parents=True)
+        (staged / run / "part-0.parquet").write_bytes(b"")
+        owner = {"host": socket.gethostname(), "pid": pid, "started": int(time.time())}
+        (staged / f"_{run}.owner").write_text(json.dumps(owner))
     before = module_project.published_tables()
     run = module_project.build("v1", *built["v1"], **BUILD_VARS["v1"])
     assert run.success, run.output
     after = module_project.published_tables()
     for name, rows in before.items():
         assert after[name] == rows, name
+    assert (staged / "running").is_dir() and (staged / "_running.owner").exists()
+    assert not (staged / "killed").exists() and not (staged / "_killed.owner").exists()
+    assert f"kept the staged folder file:{staged / 'running'}" in run.output
+    # the rebuild's own folder has its owner file
+    assert any(staged.glob("_*.owner")) and len(list(staged.glob("_*.owner"))) >= 2
 
 
 def test_a_run_sends_no_usage_events_and_leaves_no_folder_in_the_system_temp(module_project, built):

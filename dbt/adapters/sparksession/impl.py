@@ -218,7 +218,8 @@ class SparksessionAdapter(SparkAdapter):
         """After publishing ``published`` as a version's partition, remove the version's
         folders that no partition points at and no reader can be scanning: its other
         staged folders (runs killed or refused before they published, and the folder
-        an earlier rebuild replaced) and, for a table of an earlier release, the
+        an earlier rebuild replaced; not a folder another run still stages into, by its
+        owner file: :func:`publication.still_staging`) and, for a table of an earlier release, the
         partition's ``column=value`` folder. ``replaced``, the folder the partition
         pointed at until now, is kept until the version's next publication, so that a
         query already scanning it finishes (as Iceberg and Delta keep a replaced
@@ -261,7 +262,13 @@ class SparksessionAdapter(SparkAdapter):
         for location in dict.fromkeys(candidates):
             if location in kept or not location.startswith(inside):
                 continue
-            if files.delete(path(location), True):
+            if location.rsplit("/", 1)[-1].startswith("_"):
+                continue  # an owner file: removed with its folder
+            running = publication.still_staging(self._session(), files, path, location)
+            if running:  # another run of the version at once: its folder is not ours
+                logger.info(f"kept the staged folder {location}, not published: {running}")
+                continue
+            if publication.remove_run_folder(files, path, location):
                 removed.append(location)
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")

@@ -165,6 +165,79 @@ def staged_location(
     return f"{version_folder(table_location, partition_value, table_format)}/{run_id}"
 
 
+#: A staged run folder whose run ran on another machine (its process cannot be asked) is
+#: left to that run this long after it began staging; later, it counts as abandoned.
+STAGED_RUN_TIMEOUT_HOURS = 24
+#: Beside each run folder, ``_<run>.owner`` names the process that stages into it
+#: (written before the rows; ``_``: no reader lists it as data).
+OWNER_SUFFIX = ".owner"
+
+
+def owner_path(run_folder: str) -> str:
+    """The owner file of a staged run folder: ``<version folder>/_<run>.owner``."""
+    parent, run = run_folder.rstrip("/").rsplit("/", 1)
+    return f"{parent}/_{run}{OWNER_SUFFIX}"
+
+
+def mark_run_owner(spark, run_folder: str) -> None:
+    """Write the owner file of ``run_folder`` (this process, this machine, now) before
+    its rows are written, so that another run's clean-up leaves the folder alone while
+    this one runs. Classic sessions only (a Connect client reaches no file system; its
+    server's clean-ups are not made there either)."""
+    import os
+    import socket
+    import time
+
+    file_system = hadoop_file_system(spark, run_folder)
+    if file_system is None:
+        return
+    files, path = file_system
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": int(time.time())}
+    stream = files.create(path(owner_path(run_folder)), True)
+    try:
+        stream.write(bytearray(json.dumps(owner).encode()))
+    finally:
+        stream.close()
+
+
+def still_staging(spark, files, path, run_folder: str) -> str | None:
+    """Why another run may still be writing or auditing ``run_folder`` (None: it is
+    abandoned): its owner runs on this machine, or ran on another one less than
+    :data:`STAGED_RUN_TIMEOUT_HOURS` ago. A folder with no owner file (staged by an
+    earlier release) is abandoned; so is one owned by this process (an invocation
+    before this one: dbt runs one at a time in a process)."""
+    import os
+    import socket
+    import time
+
+    from dbt.adapters.sparksession.build_lock import process_alive
+
+    marker = path(owner_path(run_folder))
+    if not files.exists(marker):
+        return None
+    stream = files.open(marker)
+    try:
+        text = spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+    owner = json.loads(text)
+    if owner["host"] == socket.gethostname():
+        if owner["pid"] != os.getpid() and process_alive(owner["pid"]):
+            return f"its run (pid {owner['pid']}) still runs"
+        return None
+    age_hours = (time.time() - owner["started"]) / 3600
+    if age_hours < STAGED_RUN_TIMEOUT_HOURS:
+        return f"its run on {owner['host']} began {age_hours:.1f} h ago"
+    return None
+
+
+def remove_run_folder(files, path, run_folder: str) -> bool:
+    """Remove a staged run folder and its owner file; whether the folder was removed."""
+    removed = files.delete(path(run_folder), True)
+    files.delete(path(owner_path(run_folder)), False)
+    return removed
+
+
 def described(spark, table: str, name: str) -> str | None:
     """One entry (``Location``, ``Provider``, …) of ``describe table extended``, or None."""
     rows = spark.sql(f"describe table extended {table}").collect()
@@ -239,6 +312,7 @@ def stage_for_publication(
     location = staged_location(
         table_location(spark, published_table), partition_value, run_id, table_format
     )
+    mark_run_owner(spark, location)
     written = 0
     if written_by_workers and file_format == "parquet" and urlparse(location).scheme == "file":
         written = dataframe.write_parquet(urlparse(location).path, [partition_column])
@@ -504,6 +578,7 @@ def remove_unreferenced_delta_runs(
     runs = {
         status.getPath().getName(): status.getPath().toString()
         for status in files.listStatus(folder)
+        if not status.getPath().getName().startswith("_")  # owner files
     }
     if set(runs) <= referenced:
         return []
@@ -521,7 +596,14 @@ def remove_unreferenced_delta_runs(
         .distinct()
     )
     kept = {row[0] for row in read_by_the_log.collect()}
-    removed = [full for name, full in runs.items() if name not in kept]
-    for run in removed:
-        files.delete(path(run), True)
+    removed = []
+    for name, full in runs.items():
+        if name in kept:
+            continue
+        running = still_staging(spark, files, path, full)
+        if running:
+            logger.info(f"kept the staged folder {full}, not published: {running}")
+            continue
+        remove_run_folder(files, path, full)
+        removed.append(full)
     return removed
