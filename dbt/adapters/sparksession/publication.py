@@ -16,7 +16,10 @@ the old files or the new ones, never a mixture.
 (``msck repair``, ``recover partitions``) skips it; dropping the published
 table removes it with the rest. A run killed before publishing leaves a folder
 no partition points at: the next publication of that version removes it, as it
-removes the files a rebuilt version replaced.
+removes the files a rebuilt version replaced, unless the folder's owner file
+(``_<run>.owner``, written before the rows) says its run may still be running
+(:func:`still_staging`): two runs of one version at once never remove each
+other's rows.
 
 The lakehouse formats (var ``table_format``) keep the same contract with their
 own commits:
