@@ -239,15 +239,17 @@ def test_a_build_lock_held_by_a_running_process_makes_the_run_wait_then_fail_nam
     assert "release_build_lock --args '{any_holder: true}'" in message
 
 
-@pytest.mark.parametrize(
-    ("pid", "age", "reason"),
-    [
-        (2**22 + 1, timedelta(0), "no longer runs"),  # above Linux's pid_max: never running
-        (os.getpid(), timedelta(0), "an earlier invocation in this process that did not end"),
-        (os.getppid(), timedelta(hours=2), "older than 1:00:00"),
-    ],
-)
-def test_an_abandoned_build_lock_is_taken_over(pid, age, reason):
+#: holders whose lock is abandoned: (its process, its age, the reason given)
+ABANDONED_HOLDERS = {
+    "killed": (2**22 + 1, timedelta(0), "no longer runs"),  # above Linux's pid_max
+    "this process": (os.getpid(), timedelta(0), "an earlier invocation in this process"),
+    "expired": (os.getppid(), timedelta(hours=2), "older than 1:00:00"),
+}
+
+
+@pytest.mark.parametrize("holder", ABANDONED_HOLDERS)
+def test_an_abandoned_build_lock_is_taken_over(holder):
+    pid, age, reason = ABANDONED_HOLDERS[holder]
     catalog = FakeCatalog(lock_holder("killed", pid, age))
     mine = lock_holder("mine", os.getpid())
     messages = acquire(catalog, mine)
