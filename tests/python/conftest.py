@@ -355,7 +355,7 @@ def read_published(warehouse: Path, schema: str, name: str, version: str):
     from dbt.adapters.sparksession.publication import version_folder
 
     table_folder = warehouse / f"{schema}.db" / name
-    staged = list(Path(version_folder(str(table_folder), version)).glob("*"))
+    staged = list(Path(version_folder(str(table_folder), version)).glob("[!_]*"))
     folders = staged or [table_folder / f"embedding_version={version}"]
     assert len(folders) == 1, f"{name} {version}: one published folder expected, found {folders}"
     table = pq.read_table(folders[0]).sort_by("id")

@@ -86,7 +86,7 @@ def staged_leftovers(project, table: str) -> list[str]:
         read |= set(files_read(f"{table} version as of {version}"))
     return [
         str(run)
-        for run in staged.glob("*/*")
+        for run in staged.glob("*/[!_]*")
         if not any(file.startswith(f"{run}/") for file in read)
     ]
 

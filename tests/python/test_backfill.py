@@ -170,7 +170,7 @@ def backfills(history, tmp_path_factory):
     with sigkilled_on_leaving(killed) as wait:
         wait(lambda: published_partitions(home), 900, "the first version published")
         wait(
-            lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/*")),
+            lambda: any(staged_rows.glob(f"{PARTITIONS[1]}-*/[!_]*")),
             300,
             "the second version's rows being written",
             interval=0.01,
@@ -275,7 +275,9 @@ def test_a_backfill_killed_while_writing_resumes_where_it_stopped(backfills):
     assert "1 of 3 versions published before: skipped" in output, output[-3000:]
     # one folder per version: the published one
     staged = home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings" / "_staged"
-    assert len(list(staged.glob(f"{PARTITIONS[1]}-*/*"))) == 1
+    assert len(list(staged.glob(f"{PARTITIONS[1]}-*/[!_]*"))) == 1
+    # and the killed run's owner file: one, the published run's
+    assert len(list(staged.glob(f"{PARTITIONS[1]}-*/_*.owner"))) == 1
 
 
 def test_a_second_run_on_an_embedded_metastore_in_use_is_refused(backfills):

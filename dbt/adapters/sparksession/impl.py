@@ -270,6 +270,12 @@ class SparksessionAdapter(SparkAdapter):
                 continue
             if publication.remove_run_folder(files, path, location):
                 removed.append(location)
+        try:
+            publication.remove_abandoned_owner_files(
+                self._session(), files, path, staged.toString()
+            )
+        except Py4JError as error:
+            logger.debug(f"owner files of {relation} not cleaned: {error}")
         if removed:
             logger.debug(f"removed files of {relation} no partition points at: {removed}")
         return removed

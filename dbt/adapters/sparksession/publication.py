@@ -185,18 +185,28 @@ def owner_path(run_folder: str) -> str:
 def mark_run_owner(spark, run_folder: str) -> None:
     """Write the owner file of ``run_folder`` (this process, this machine, now) before
     its rows are written, so that another run's clean-up leaves the folder alone while
-    this one runs. Classic sessions only (a Connect client reaches no file system; its
-    server's clean-ups are not made there either)."""
+    this one runs. Written whole under another name, then renamed. Classic sessions
+    only (a Connect client reaches no file system; its server's clean-ups are not made
+    there either)."""
     import os
     import socket
     import time
 
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": int(time.time())}
+    marker = owner_path(run_folder)
+    if urlparse(marker).scheme == "file":  # plain files: Hadoop's would add a .crc beside
+        local = urlparse(marker).path
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        partial = f"{os.path.dirname(local)}/.{os.path.basename(local)}.partial"
+        with open(partial, "w") as output:
+            output.write(json.dumps(owner))
+        os.replace(partial, local)
+        return
     file_system = hadoop_file_system(spark, run_folder)
     if file_system is None:
         return
     files, path = file_system
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": int(time.time())}
-    stream = files.create(path(owner_path(run_folder)), True)
+    stream = files.create(path(marker), True)
     try:
         stream.write(bytearray(json.dumps(owner).encode()))
     finally:
@@ -223,7 +233,10 @@ def still_staging(spark, files, path, run_folder: str) -> str | None:
         text = spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
     finally:
         stream.close()
-    owner = json.loads(text)
+    try:
+        owner = json.loads(text)
+    except ValueError:  # cut short (an earlier release wrote it in place): abandoned
+        return None
     if owner["host"] == socket.gethostname():
         if owner["pid"] != os.getpid() and process_alive(owner["pid"]):
             return f"its run (pid {owner['pid']}) still runs"
@@ -232,6 +245,21 @@ def still_staging(spark, files, path, run_folder: str) -> str | None:
     if age_hours < STAGED_RUN_TIMEOUT_HOURS:
         return f"its run on {owner['host']} began {age_hours:.1f} h ago"
     return None
+
+
+def remove_abandoned_owner_files(spark, files, path, version_folder: str) -> None:
+    """Remove the owner files whose run folder does not exist and whose run is over
+    (runs killed, or refused, before they wrote a row)."""
+    folder = path(version_folder)
+    if not files.exists(folder):
+        return
+    for status in files.listStatus(folder):
+        name = status.getPath().getName()
+        if not (name.startswith("_") and name.endswith(OWNER_SUFFIX)):
+            continue
+        run_folder = f"{status.getPath().getParent().toString()}/{name[1 : -len(OWNER_SUFFIX)]}"
+        if not files.exists(path(run_folder)) and not still_staging(spark, files, path, run_folder):
+            files.delete(status.getPath(), False)
 
 
 def remove_run_folder(files, path, run_folder: str) -> bool:
@@ -609,4 +637,5 @@ def remove_unreferenced_delta_runs(
             continue
         remove_run_folder(files, path, full)
         removed.append(full)
+    remove_abandoned_owner_files(spark, files, path, folder.toString())
     return removed
