@@ -258,18 +258,14 @@ class SparksessionAdapter(SparkAdapter):
                     candidates.append(legacy)
         except Py4JError as error:
             logger.debug(f"staged folders of {relation} not listed: {error}")
-        removed = []
-        for location in dict.fromkeys(candidates):
-            if location in kept or not location.startswith(inside):
-                continue
-            if location.rsplit("/", 1)[-1].startswith("_"):
-                continue  # an owner file: removed with its folder
-            running = publication.still_staging(self._session(), files, path, location)
-            if running:  # another run of the version at once: its folder is not ours
-                logger.info(f"kept the staged folder {location}, not published: {running}")
-                continue
-            if publication.remove_run_folder(files, path, location):
-                removed.append(location)
+        unpublished = [
+            location
+            for location in dict.fromkeys(candidates)
+            if location not in kept
+            and location.startswith(inside)
+            and not location.rsplit("/", 1)[-1].startswith("_")  # owner files: with their folder
+        ]
+        removed = publication.remove_finished_runs(self._session(), files, path, unpublished)
         try:
             publication.remove_abandoned_owner_files(
                 self._session(), files, path, staged.toString()

@@ -262,6 +262,20 @@ def remove_abandoned_owner_files(spark, files, path, version_folder: str) -> Non
             files.delete(status.getPath(), False)
 
 
+def remove_finished_runs(spark, files, path, run_folders) -> list[str]:
+    """Remove the staged run folders (each with its owner file) whose run is over; log
+    those another run may still stage into (:func:`still_staging`) and keep them.
+    Returns the folders removed."""
+    removed = []
+    for run_folder in run_folders:
+        running = still_staging(spark, files, path, run_folder)
+        if running:  # another run of the version at once: its folder is not ours
+            logger.info(f"kept the staged folder {run_folder}, not published: {running}")
+        elif remove_run_folder(files, path, run_folder):
+            removed.append(run_folder)
+    return removed
+
+
 def remove_run_folder(files, path, run_folder: str) -> bool:
     """Remove a staged run folder and its owner file; whether the folder was removed."""
     removed = files.delete(path(run_folder), True)
@@ -627,15 +641,7 @@ def remove_unreferenced_delta_runs(
         .distinct()
     )
     kept = {row[0] for row in read_by_the_log.collect()}
-    removed = []
-    for name, full in runs.items():
-        if name in kept:
-            continue
-        running = still_staging(spark, files, path, full)
-        if running:
-            logger.info(f"kept the staged folder {full}, not published: {running}")
-            continue
-        remove_run_folder(files, path, full)
-        removed.append(full)
+    unread = [full for name, full in runs.items() if name not in kept]
+    removed = remove_finished_runs(spark, files, path, unread)
     remove_abandoned_owner_files(spark, files, path, folder.toString())
     return removed
