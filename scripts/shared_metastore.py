@@ -3,7 +3,7 @@ service (thrift) in front of it, as a company's warehouse runs one.
 
 The service is Hive's own (``org.apache.hadoop.hive.metastore.HiveMetaStore``, from
 the Hive 2.3 jars pyspark ships), on PostgreSQL through its JDBC driver (fetched from
-Maven Central at set-up: ``make metastore-jars``). Any number of Spark processes reach
+Maven Central at set-up: ``make metastore``). Any number of Spark processes reach
 it at ``thrift://127.0.0.1:<port>`` (``hive.metastore.uris``), as they reach EMR's,
 Dataproc's or an on-premises one; the embedded Derby metastore of the ``local`` target
 admits one process at a time.
@@ -29,7 +29,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 #: Debian's PostgreSQL server (apt-get install postgresql; make metastore installs it)
 POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
-#: the PostgreSQL JDBC driver make metastore-jars fetched
+#: the PostgreSQL JDBC driver make metastore fetched
 DRIVER_JARS = Path(os.environ.get("METASTORE_JARS", PROJECT_DIR / ".venv" / "metastore-jars"))
 #: PostgreSQL refuses to run as root: as root, the server runs as this user
 POSTGRES_USER = "postgres"
@@ -153,7 +153,7 @@ def start(folder: Path) -> dict[str, str]:
     drivers = sorted(DRIVER_JARS.glob("postgresql-*.jar"))
     if not drivers:
         raise FileNotFoundError(
-            f"no PostgreSQL JDBC driver in {DRIVER_JARS}: make metastore-jars fetches it"
+            f"no PostgreSQL JDBC driver in {DRIVER_JARS}: make metastore fetches it"
         )
     if not (POSTGRES_BIN / "postgres").exists():
         raise FileNotFoundError(
