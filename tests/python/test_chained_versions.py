@@ -1,4 +1,4 @@
-"""Six retrains in a row, each aligned to the one before, including the
+"""Five retrains in a row, each aligned to the one before, including the
 unusual but valid ones: rank deficient, ill conditioned, a dimension change.
 
 One chain is built for the module; each test checks one property on it.
@@ -17,9 +17,10 @@ from stabilization_tools.synthetic import Retrain
 
 pytestmark = pytest.mark.integration
 
-VERSIONS = [f"v{number:02d}" for number in range(1, 7)]
+VERSIONS = [f"v{number:02d}" for number in range(1, 6)]
 #: versions that are not a plain retrain of the same 6-dimensional model
-UNUSUAL = {"v03": "rank deficient", "v04": "ill conditioned", "v05": "wider", "v06": "narrower"}
+#: (a plain retrain landing on its base: test_pipeline's closeness test)
+UNUSUAL = {"v02": "rank deficient", "v03": "ill conditioned", "v04": "wider", "v05": "narrower"}
 
 
 def retrain_of(version: str, rng: np.random.Generator, model) -> Retrain:
@@ -96,10 +97,6 @@ def test_each_version_is_aligned_to_the_one_before(module_project, chain):
     runs = module_project.table("stabilization_runs")
     assert runs["embedding_version"].tolist() == VERSIONS
     assert runs["base_version"].tolist()[1:] == VERSIONS[:-1]
-    # a plain retrain of the same model on a plain base lands on it
-    same_model = runs[runs["embedding_version"] == "v02"]
-    assert (same_model["item_cosine_stabilized"] > 0.99).all()
-    assert (same_model["item_cosine_raw"] < 0.8).all()
 
 
 def test_every_version_preserves_its_own_scores(module_project, chain):
@@ -112,31 +109,31 @@ def test_every_version_preserves_its_own_scores(module_project, chain):
 
 
 def test_a_rank_deficient_version_keeps_its_width_and_records_its_rank(module_project, chain):
-    runs = module_project.table("stabilization_runs", "embedding_version = 'v03'")
+    runs = module_project.table("stabilization_runs", "embedding_version = 'v02'")
     assert (runs.loc[0, "rank"], runs.loc[0, "dimension"]) == (3, 6)
-    w_new, t_new = published(module_project, "v03")
+    w_new, t_new = published(module_project, "v02")
     assert w_new.shape[1] == t_new.shape[1] == 6
 
 
 def test_an_ill_conditioned_version_is_full_rank(module_project, chain):
     retrains, _ = chain
-    assert np.linalg.cond(retrains["v04"].users.astype(np.float64)) == pytest.approx(1e6, rel=0.05)
-    runs = module_project.table("stabilization_runs", "embedding_version = 'v04'")
+    assert np.linalg.cond(retrains["v03"].users.astype(np.float64)) == pytest.approx(1e6, rel=0.05)
+    runs = module_project.table("stabilization_runs", "embedding_version = 'v03'")
     assert runs.loc[0, "rank"] == 6
     assert runs.loc[0, "condition_number"] > 1e5
 
 
 def test_an_allowed_dimension_change_pads_with_zero_columns(module_project, chain):
-    """v05 (e = 8) is wider than its base: published 8 wide; v06 (e = 5) is
+    """v04 (e = 8) is wider than its base: published 8 wide; v05 (e = 5) is
     narrower than its base: published 8 wide as well."""
     runs = module_project.table("stabilization_runs")
-    assert runs["dimension"].tolist()[3:] == [6, 8, 8]
-    for version in ("v05", "v06"):
+    assert runs["dimension"].tolist()[2:] == [6, 8, 8]
+    for version in ("v04", "v05"):
         w_new, t_new = published(module_project, version)
         assert w_new.shape[1] == t_new.shape[1] == 8
-    # v06 keeps the 5 columns of the model it has, so it still lands close to v05
-    v06 = runs[runs["embedding_version"] == "v06"].iloc[0]
-    assert v06["item_cosine_stabilized"] > 0.9 > v06["item_cosine_raw"]
+    # v05 keeps the 5 columns of the model it has, so it still lands close to v04
+    v05 = runs[runs["embedding_version"] == "v05"].iloc[0]
+    assert v05["item_cosine_stabilized"] > 0.9 > v05["item_cosine_raw"]
 
 
 def test_nothing_accumulates_on_the_driver(chain):
@@ -147,7 +144,7 @@ def test_nothing_accumulates_on_the_driver(chain):
     assert all(f["cached_rdds"] == 0 for f in footprints)
     # Heap in use after a GC request is noisy (what a collection frees varies), so the
     # last versions' lowest reading is compared with the early versions' highest: data
-    # kept per version (6 versions of embeddings, Grams, ...) would lift every reading.
+    # kept per version (5 versions of embeddings, Grams, ...) would lift every reading.
     for measure, factor in (("jvm_heap_mib", 1.5), ("python_rss_mib", 1.2)):
         readings = [round(f[measure]) for f in footprints]
         assert min(readings[-2:]) < max(readings[1:3]) * factor + 64, (measure, readings)
