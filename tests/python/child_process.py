@@ -3,7 +3,8 @@
 The fault tests need what the in-process fixtures cannot give: a process that
 can be killed, and runs that compete for one embedded metastore. Steps:
 ``["build", version, users, items, vars]``, ``["sql", statement]``,
-``["backfill", arguments]`` (scripts/backfill.py) and ``["dump", path]`` (every
+``["backfill", arguments]`` or ``["backfill", arguments, exit_code]`` (scripts/backfill.py,
+expected to end with that code, 0 if not given) and ``["dump", path]`` (every
 published table as JSON, also in a process that built nothing). Environment: DBT_SPARK_HOME, DBT_SCHEMA, ...
 """
 
@@ -38,7 +39,8 @@ def main(steps_file: str) -> int:
             sys.path.insert(0, str(PROJECT_DIR / "scripts"))
             import backfill
 
-            if backfill.main(step[1]) != 0:
+            expected = step[2] if len(step) > 2 else 0
+            if backfill.main(step[1]) != expected:
                 return 1
         elif step[0] == "dump":
             project.start_spark()

@@ -4,17 +4,17 @@ in order; and what a kill does to what is published.
 The history (3 partitions) is backfilled as a user runs it, in a process of its
 own on its own DBT_SPARK_HOME, SIGKILLed while the second version's rows are being
 written (before they are published), then started again (the script's main() in a
-child process that then dumps the tables it published). While the resumed backfill
-holds the embedded metastore, a second backfill on the same home is refused.
+child process that then dumps the tables it published), with two more versions after
+the history's that no partition holds: the first of them fails, and the backfill
+stops there. While the resumed backfill holds the embedded metastore, a second
+backfill on the same home is refused.
 
 The resumed backfill ends with the tables of the same chain computed in numpy.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 import json
 import os
 import re
@@ -31,7 +31,6 @@ from conftest import (
     SHORT_LIVED_JVM,
     plain_shell,
     sigkilled_on_leaving,
-    spark_session,
     stabilized_by_numpy,
     wait_until,
 )
@@ -46,10 +45,12 @@ pytestmark = pytest.mark.integration
 # retrain that learned something else): it raises drift alerts
 PARTITIONS = [f"2026-11-{day:02d}" for day in range(1, 4)]
 UNRELATED = PARTITIONS[-1]
+#: versions the resumed backfill is also given, after the history's: in no partition
+MISSING = ["2026-11-09", "2026-11-10"]
+PLANNED = [*PARTITIONS, *MISSING]
 BACKFILL = PROJECT_DIR / "scripts" / "backfill.py"
 CHILD = Path(__file__).with_name("child_process.py")
 SCHEMA = "backfill"
-HERE_SCHEMA = "backfill_here"
 RETRAINS = synthetic_history(PARTITIONS, users=60, items=30, dimension=4, unrelated=(UNRELATED,))
 
 
@@ -103,13 +104,14 @@ def in_a_plain_shell(home: Path, command: str) -> dict:
     }
 
 
-def run_backfill(home: Path, arguments: list[str], output: Path, dump: bool = False):
+def run_backfill(home: Path, arguments: list[str], output: Path, dump_after_exit_code=None):
     """The backfill as a user runs it: `make backfill ARGS="…"` in a plain shell, a process
-    of its own (its own Spark). With ``dump``: the same backfill (its main()) in a child
-    process that then writes every published table to dump.json beside the home, on the
-    Spark that built them."""
-    if dump:
-        command = [sys.executable, str(CHILD), str(dump_spec(home, [["backfill", arguments]]))]
+    of its own (its own Spark). With ``dump_after_exit_code``: the same backfill (its
+    main()), expected to end with that code, in a child process that then writes every
+    published table to dump.json beside the home, on the Spark that built them."""
+    if dump_after_exit_code is not None:
+        steps = [["backfill", arguments, dump_after_exit_code]]
+        command = [sys.executable, str(CHILD), str(dump_spec(home, steps))]
         how = {"args": command, "cwd": PROJECT_DIR, "env": child_environment(home)}
     else:
         how = in_a_plain_shell(home, f"make backfill ARGS={shlex.quote(shlex.join(arguments))}")
@@ -122,20 +124,6 @@ def backfill_module():
     if str(BACKFILL.parent) not in sys.path:
         sys.path.insert(0, str(BACKFILL.parent))
     return importlib.import_module("backfill")
-
-
-def backfill_here(arguments: list[str], folder: Path) -> tuple[int, str]:
-    """The backfill in this process, on the suite's Spark session; (exit code, output)."""
-    backfill = backfill_module()
-    output = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DBT_SCHEMA", HERE_SCHEMA)
-        patch.setenv("DBT_TARGET_PATH", str(folder / "target"))
-        patch.setenv("DBT_LOG_PATH", str(folder / "logs"))
-        patch.chdir(PROJECT_DIR)
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            code = backfill.main(arguments)
-    return code, output.getvalue()
 
 
 def published_partitions(home: Path) -> list[str]:
@@ -178,7 +166,8 @@ def backfills(history, tmp_path_factory):
     published_at_kill = published_partitions(home)
 
     resumed_output = home.parent / "resumed.out"
-    resumed = run_backfill(home, backfill_arguments(history), resumed_output, dump=True)
+    resumed_arguments = backfill_arguments(history, "--versions", *PLANNED)
+    resumed = run_backfill(home, resumed_arguments, resumed_output, dump_after_exit_code=1)
     try:
         # it holds the metastore once it has looked for the versions published before
         wait_until(
@@ -196,6 +185,7 @@ def backfills(history, tmp_path_factory):
             timeout=600,
             check=False,
         )
+        # 1: the first missing version failed (the child exits 1 unless the backfill did)
         assert resumed.wait(timeout=1200) == 0, resumed_output.read_text()[-3000:]
     finally:
         if resumed.poll() is None:
@@ -231,9 +221,9 @@ def test_backfill_aligns_each_partition_to_the_one_before(backfills):
                 rows, expected_rows, rtol=1e-5, atol=1e-5 * np.abs(expected_rows).max()
             )
     # the progress bar (version i / N, the node running) and the summary table
-    count = len(PARTITIONS)
-    assert f"{count}/{count} {PARTITIONS[-1]}" in output and "int_transforms_solved" in output
-    summary = output.rsplit(f"built {count - 1} of {count} versions in", 1)[1]
+    count, planned = len(PARTITIONS), len(PLANNED)
+    assert f"{count}/{planned} {PARTITIONS[-1]}" in output and "int_transforms_solved" in output
+    summary = output.rsplit(f"built {count - 1} of {planned} versions in", 1)[1]
     assert re.search(
         r"version +base +rows +aligned ids +stabilized cosine +max dot err +alerts +run", summary
     )
@@ -245,7 +235,7 @@ def test_the_backfill_summary_shows_the_drift_alerts_it_raised(backfills):
     """A warning in dbt's log is easy to miss: the summary lists each version's alerts,
     and their messages follow the table (the backfill still succeeds: they warn)."""
     _, output, _ = backfills["resumed"]
-    summary = output.rsplit(f"of {len(PARTITIONS)} versions in", 1)[1]
+    summary = output.rsplit(f"of {len(PLANNED)} versions in", 1)[1]
     assert re.search(rf"{UNRELATED} .*stabilized_cosine.* built", summary), summary
     assert re.search(r"\d drift alerts? in 1 of 3 versions:", summary), summary
     assert (
@@ -272,7 +262,7 @@ def test_a_backfill_killed_while_writing_resumes_where_it_stopped(backfills):
     staged rows."""
     home, output, _ = backfills["resumed"]
     assert backfills["published_at_kill"] == [f"embedding_version={PARTITIONS[0]}"]
-    assert "1 of 3 versions published before: skipped" in output, output[-3000:]
+    assert f"1 of {len(PLANNED)} versions published before: skipped" in output, output[-3000:]
     # one folder per version: the published one
     staged = home / "warehouse" / f"{SCHEMA}.db" / "stabilized_user_embeddings" / "_staged"
     assert len(list(staged.glob(f"{PARTITIONS[1]}-*/[!_]*"))) == 1
@@ -289,19 +279,16 @@ def test_a_second_run_on_an_embedded_metastore_in_use_is_refused(backfills):
     assert f"pid {holder_pid}" in output
 
 
-def test_a_failure_stops_the_backfill_and_keeps_what_was_published(history, spark_home, tmp_path):
-    # 2026-11-09 is in no partition: the first version is published, the second
-    # version's build fails, nothing more is tried
-    arguments = backfill_arguments(history, "--versions", PARTITIONS[0], "2026-11-09", "2026-11-10")
-    code, text = backfill_here(arguments, tmp_path)
-    assert code == 1
-    assert "version 2026-11-09 failed; the versions before it stay published." in text
-    assert "the relation has no rows for filter `ds` = '2026-11-09' (var embeddings_filter)" in text
-    assert "2026-11-10" not in text.split("failed;", 1)[1]
-    published = spark_session().sql(
-        f"select embedding_version from {HERE_SCHEMA}.stabilization_runs"
-    )
-    assert [row[0] for row in published.collect()] == [PARTITIONS[0]]
+def test_a_failure_stops_the_backfill_and_keeps_what_was_published(backfills):
+    """The first version in no partition fails (its input check names the filter), the
+    versions before it stay published, and the one after it is not tried."""
+    _, output, tables = backfills["resumed"]
+    assert f"version {MISSING[0]} failed; the versions before it stay published." in output
+    problem = f"the relation has no rows for filter `ds` = '{MISSING[0]}' (var embeddings_filter)"
+    assert problem in output
+    assert MISSING[1] not in output.split("failed;", 1)[1]
+    runs = tables["stabilization_runs"]
+    assert [run["embedding_version"] for run in runs] == PARTITIONS
 
 
 def test_the_report_and_a_take_back_work_as_documented_in_a_plain_shell(backfills):
