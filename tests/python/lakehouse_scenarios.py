@@ -5,7 +5,8 @@ its own per format (``TABLE_FORMAT``), whose Spark session has that format's
 session catalog (the ``local_iceberg`` / ``local_delta`` target,
 ``DBT_TARGET``), on the home a killed build left (``DBT_SPARK_HOME``): v1 and
 v2 published by a backfill, then a rebuild of v2 SIGKILLed after it began
-writing v2's rows again. The inputs are tables of the format partitioned by
+writing v2's rows again; on Spark 3.5 (no kill), on the home of the steps it
+runs first itself (``LAKEHOUSE_STEPS``: child_process.py's, the backfill). The inputs are tables of the format partitioned by
 ds (``LAKEHOUSE_SPEC``).
 """
 
@@ -43,6 +44,10 @@ def project():
     )
     project.inputs, project.parquet = spec["inputs"], spec["parquet"]
     project.start_spark()
+    if os.environ.get("LAKEHOUSE_STEPS"):  # the steps first, in this process (Spark 3.5)
+        import child_process
+
+        assert child_process.main(os.environ["LAKEHOUSE_STEPS"]) == 0, "the steps failed"
     return project
 
 
