@@ -6,8 +6,8 @@ session catalog (the ``local_iceberg`` / ``local_delta`` target,
 ``DBT_TARGET``), on the home a killed build left (``DBT_SPARK_HOME``): v1 and
 v2 published by a backfill, then a rebuild of v2 SIGKILLed after it began
 writing v2's rows again; on Spark 3.5 (no kill), on the home of the steps it
-runs first itself (``LAKEHOUSE_STEPS``: child_process.py's, the backfill). The inputs are tables of the format partitioned by
-ds (``LAKEHOUSE_SPEC``).
+runs first itself (``LAKEHOUSE_STEPS``: child_process.py's, the backfill). The
+inputs are tables of the format partitioned by ds (``LAKEHOUSE_SPEC``).
 """
 
 from __future__ import annotations

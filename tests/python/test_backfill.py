@@ -185,7 +185,7 @@ def backfills(history, tmp_path_factory):
             timeout=600,
             check=False,
         )
-        # 1: the first missing version failed (the child exits 1 unless the backfill did)
+        # the child exits 0 when the backfill ended with 1, its first missing version failed
         assert resumed.wait(timeout=1200) == 0, resumed_output.read_text()[-3000:]
     finally:
         if resumed.poll() is None:
