@@ -179,10 +179,13 @@ test: setup browser
 test-lakehouse: setup jars
 	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --durations=5 tests/python/test_lakehouse.py
 
-# two runs at once, and a build beside unpublish_versions, on a Hive metastore service on
-# PostgreSQL that each run's process reaches over thrift (as a shared warehouse's)
-test-shared-metastore: setup metastore
-	$(BIN)/python -m pytest -p no:cacheprovider --durations=5 tests/python/test_shared_metastore.py
+# runs at once (a backfill, the daily build and its retry), and a build beside
+# unpublish_versions, on a Hive metastore service on PostgreSQL that each run's process
+# reaches over thrift (as a shared warehouse's); Hive, Iceberg and Delta tables, each
+# format on a worker of its own
+test-shared-metastore: setup metastore jars
+	$(BIN)/python -m pytest -p no:cacheprovider -n 3 --dist loadgroup --durations=8 \
+		tests/python/test_shared_metastore.py
 
 # the edit-test loop (≤ 5 minutes): the math, the adapter's unit tests, dbt's unit
 # tests and one in-process pipeline build of two versions; CI runs the full `make test`

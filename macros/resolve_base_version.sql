@@ -41,6 +41,19 @@
                 "var 'base_version' = '" ~ requested ~ "' was never published: "
                 ~ "no row for it in " ~ target.schema ~ ".stabilization_runs") }}
         {%- endif -%}
+        {#- the requested base's own bases must not lead back to this version -#}
+        {%- set through = [requested] -%}
+        {%- for _ in base_of if base_of.get(through[-1]) is not none
+                and (through[-1] | string) != version -%}
+            {%- do through.append(base_of[through[-1]] | string) -%}
+        {%- endfor -%}
+        {%- if version in through -%}
+            {{ exceptions.raise_compiler_error(
+                "var 'base_version' = '" ~ requested ~ "' is published aligned to version "
+                ~ version ~ " itself (" ~ (through | join(' → ')) ~ "): aligning " ~ version
+                ~ " to it would make the chain of versions a cycle. Leave base_version unset "
+                ~ "to keep " ~ version ~ "'s recorded base") }}
+        {%- endif -%}
         {{- return(base_version_readable(requested, readable)) -}}
     {%- endif -%}
 

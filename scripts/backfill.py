@@ -1,4 +1,5 @@
-"""Stabilize a history of retrains in order, each aligned to the one before.
+"""Stabilize a history of retrains in order, each aligned to the one before (or to a
+version another run, such as the daily build, published in between).
 
     make backfill ARGS="--users warehouse.user_emb --items warehouse.item_emb --partition-column ds"
     .venv/bin/python scripts/backfill.py --users warehouse.user_emb --items warehouse.item_emb \\
@@ -71,7 +72,12 @@ class Plan:
     partition_column: str | None = None
     extra_vars: dict = field(default_factory=dict)
 
-    def build_vars(self, version: str, base_version: str | None) -> dict:
+    def build_vars(self, version: str) -> dict:
+        """dbt's vars for one version. No base version is given: each build aligns to
+        the latest version published when it runs (its recorded base for a version
+        published before), which is the one before it in the plan unless another run
+        published a version in between (the daily build beside a backfill): the chain
+        then goes through that version, one line, never a fork."""
         variables = {
             **self.extra_vars,
             "embedding_version": version,
@@ -80,8 +86,6 @@ class Plan:
         }
         if self.partition_column:
             variables["embeddings_filter"] = f"`{self.partition_column}` = '{version}'"
-        if base_version is not None:
-            variables["base_version"] = base_version
         return variables
 
 
@@ -276,8 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         for version in to_build:
             position = plan.versions.index(version)
             bar.set_description(f"{position + 1}/{len(plan.versions)} {version}")
-            base = plan.versions[position - 1] if position > 0 else None
-            ok, errors, failed_nodes = build_version(plan.build_vars(version, base), dbt_args, bar)
+            ok, errors, failed_nodes = build_version(plan.build_vars(version), dbt_args, bar)
             if not ok and args.fail_on_alert and alert_stopped(failed_nodes):
                 statuses[version] = "alert"
                 break

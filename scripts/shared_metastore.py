@@ -75,6 +75,9 @@ def hive_site(jdbc_url: str, warehouse: Path) -> str:
         "hive.metastore.warehouse.dir": str(warehouse),
         # Hive logs through log4j2's async loggers by default: their library is not in pyspark
         "hive.async.log.enabled": "false",
+        # the pool of the service's lock and transaction store (TxnHandler): commons-dbcp,
+        # which pyspark ships (Hive 2.3's default, BoneCP, it does not)
+        "datanucleus.connectionPoolingType": "DBCP",
     }
     entries = "".join(
         f"  <property><name>{name}</name><value>{value}</value></property>\n"
@@ -137,6 +140,62 @@ def create_metastore_schema(folder: Path, jdbc_url: str, class_path: str) -> Non
             stderr=subprocess.STDOUT,
             check=True,
         )
+
+
+#: The tables of the metastore's lock API (lock, check_lock, unlock, heartbeat,
+#: show_locks: what Iceberg's commits call), which Hive's JDO mapping leaves out: they
+#: are read and written by Hive 2.3's TxnHandler in plain SQL, with these names and
+#: columns. A metastore set up by Hive's schematool has them.
+LOCK_TABLES = """
+create table txns (
+    txn_id bigint primary key, txn_state char(1) not null, txn_started bigint not null,
+    txn_last_heartbeat bigint not null, txn_user varchar(128) not null,
+    txn_host varchar(128) not null, txn_agent_info varchar(128),
+    txn_meta_info varchar(128), txn_heartbeat_count integer);
+create table txn_components (
+    tc_txnid bigint references txns (txn_id), tc_database varchar(128) not null,
+    tc_table varchar(128), tc_partition varchar(767), tc_operation_type char(1) not null);
+create table completed_txn_components (
+    ctc_txnid bigint, ctc_database varchar(128) not null, ctc_table varchar(256),
+    ctc_partition varchar(767));
+create table next_txn_id (ntxn_next bigint not null);
+insert into next_txn_id values (1);
+create table hive_locks (
+    hl_lock_ext_id bigint not null, hl_lock_int_id bigint not null, hl_txnid bigint,
+    hl_db varchar(128) not null, hl_table varchar(128), hl_partition varchar(767),
+    hl_lock_state char(1) not null, hl_lock_type char(1) not null,
+    hl_last_heartbeat bigint not null, hl_acquired_at bigint, hl_user varchar(128) not null,
+    hl_host varchar(128) not null, hl_heartbeat_count integer, hl_agent_info varchar(128),
+    hl_blockedby_ext_id bigint, hl_blockedby_int_id bigint,
+    primary key (hl_lock_ext_id, hl_lock_int_id));
+create table next_lock_id (nl_next bigint not null);
+insert into next_lock_id values (1);
+create table aux_table (
+    mt_key1 varchar(128) not null, mt_key2 bigint not null, mt_comment varchar(255),
+    primary key (mt_key1, mt_key2));
+create table write_set (
+    ws_database varchar(128) not null, ws_table varchar(128) not null,
+    ws_partition varchar(767), ws_txnid bigint not null, ws_commit_id bigint not null,
+    ws_operation_type char(1) not null);
+"""
+
+
+def database_statement(folder: Path, statement: str) -> str:
+    """Run ``statement`` in the metastore's database under ``folder``; its output
+    (unaligned, tuples only)."""
+    port = (folder / "postgres.port").read_text().strip()
+    return subprocess.run(
+        [str(POSTGRES_BIN / "psql"), "-h", "127.0.0.1", "-p", port, "-U", "hive"]
+        + ["-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", statement, DATABASE],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def locks_granted(folder: Path) -> int:
+    """How many table locks the metastore under ``folder`` has handed out so far."""
+    return int(database_statement(folder.resolve(), "select nl_next - 1 from next_lock_id"))
 
 
 def pyspark_jars() -> Path:
@@ -219,6 +278,8 @@ def start(folder: Path) -> dict[str, str]:
     (conf / "hive-site.xml").write_text(hive_site(jdbc_url, warehouse))
     class_path = os.pathsep.join([str(conf), f"{pyspark_jars()}/*", *map(str, drivers)])
     create_metastore_schema(folder, jdbc_url, class_path)
+    (folder / "postgres.port").write_text(str(postgres_port))
+    database_statement(folder, LOCK_TABLES)
     log = folder / "metastore.log"
     with open(log, "w") as output:
         service = subprocess.Popen(

@@ -78,8 +78,15 @@ def pytest_collection_modifyitems(items):
 #: builds and dbt's adapter suite (its module 238 s either way), nor the suite's own
 #: session. A build's steady state is slower with C1 only (warm_build.py), so
 #: users' profiles keep the JVM's default. Added to the JAVA_TOOL_OPTIONS this run has.
+#: C1 alone also shrinks the JVM's default code cache from 240 MB to 48 MB, which one
+#: build of the project filled (29,000 compiled methods, 2026-12-04: "CodeCache is full",
+#: then tasks failed with "Out of space in CodeCache for adapters", a test failing at
+#: random): the cache keeps the tiered default.
 SHORT_LIVED_JVM = {
-    "JAVA_TOOL_OPTIONS": f"{os.environ.get('JAVA_TOOL_OPTIONS', '')} -XX:TieredStopAtLevel=1".strip()
+    "JAVA_TOOL_OPTIONS": (
+        f"{os.environ.get('JAVA_TOOL_OPTIONS', '')} -XX:TieredStopAtLevel=1"
+        " -XX:ReservedCodeCacheSize=240m"
+    ).strip()
 }
 
 

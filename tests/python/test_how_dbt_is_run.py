@@ -211,3 +211,36 @@ def test_a_rebuild_stopped_between_tables_is_hidden_until_it_finishes(project, r
     np.testing.assert_allclose(
         scores(project, "v3", "published"), raw, rtol=1e-4, atol=1e-4 * np.abs(raw).max()
     )
+
+
+def test_two_versions_built_per_model_interleaved_publish_no_mixed_version(project, retrains):
+    """An orchestrated build of v4 (processes per group of models) whose first half ran
+    when a whole build of v5 ran in the same schema, then its second half: v5, whole,
+    is published; v4's second half reads v5's inputs and transforms and its publication
+    refuses, naming them; nothing of v4 is published."""
+    v4 = build_arguments("v4", *project.write_retrain("v4", next_retrain(retrains["v3"], seed=4)))
+    v5 = build_arguments("v5", *project.write_retrain("v5", next_retrain(retrains["v3"], seed=5)))
+    run = project.invoke(*v4, "--select", "+int_transforms_solved")
+    assert run.success, run.output
+    run = project.invoke(*v5)
+    assert run.success, run.output
+    before = project.published_tables()
+
+    run = project.invoke(*v4, "--select", "int_users_stabilized+")
+    assert not run.success
+    assert "stg_retrain__users: holds version v5's rows" in run.output
+    assert readable_versions(project) == ["v1", "v2", "v3", "v5"]
+    assert project.published_tables() == before
+
+
+def test_a_base_version_aligned_to_the_version_rebuilt_is_refused(project):
+    """v2 rebuilt with var base_version v3, which is aligned to v2: the chain would be a
+    cycle; refused before anything is built."""
+    before = project.published_tables()
+    run = project.build("v2", *project.relations["v2"], base_version="v3")
+    assert not run.success
+    assert (
+        "var 'base_version' = 'v3' is published aligned to version v2 itself (v3 → v2)"
+        in run.output
+    )
+    assert project.published_tables() == before

@@ -16,6 +16,9 @@ from dbt.adapters.sparksession.cursor import sql_literal
 from dbt.adapters.sparksession.python_submissions import SessionPythonJobHelper
 
 logger = AdapterLogger("Spark")
+#: The schemas whose build lock an invocation of this process has taken: a later one
+#: refreshes their tables after taking it (build_lock.refresh_tables).
+_LOCKED_BEFORE_IN_THIS_PROCESS: set[str] = set()
 
 #: Results of :meth:`SparksessionAdapter.query_once`, for one dbt invocation at a time.
 _QUERY_RESULTS: dict[tuple[str, str], object] = {}
@@ -163,6 +166,29 @@ class SparksessionAdapter(SparkAdapter):
             )
         except RuntimeError as error:
             raise DbtRuntimeError(str(error)) from None
+        # What was read of the schema before the lock was taken may be out of date:
+        # other processes built in it meanwhile (while this one waited, or between dbt
+        # listing the schema's relations and this hook). dbt's cache of the relations
+        # is listed again, and a session of an earlier invocation (or a Connect
+        # server's, which other clients share) forgets the file listings it holds.
+        self._list_relations_again(schema)
+        if schema in _LOCKED_BEFORE_IN_THIS_PROCESS or self.config.credentials.method == "connect":
+            build_lock.refresh_tables(self._rows, schema)
+        _LOCKED_BEFORE_IN_THIS_PROCESS.add(schema)
+
+    def _list_relations_again(self, schema: str) -> None:
+        """Replace dbt's cached relations of ``schema`` (listed when the invocation
+        began) with the catalog's now."""
+        for database, cached_schema in [
+            key for key in self.cache.schemas if (key[1] or "").lower() == schema.lower()
+        ]:
+            listed = self.list_relations_without_caching(
+                self.Relation.create(database=database, schema=cached_schema)
+            )
+            self.cache.drop_schema(database, cached_schema)
+            self.cache.add_schema(database, cached_schema)
+            for relation in listed:
+                self.cache.add(relation)
 
     @available
     def release_build_lock(self, schema: str, this_invocation_only: bool = True) -> bool:
