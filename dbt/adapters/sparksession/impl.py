@@ -171,10 +171,26 @@ class SparksessionAdapter(SparkAdapter):
         # listing the schema's relations and this hook). dbt's cache of the relations
         # is listed again, and a session of an earlier invocation (or a Connect
         # server's, which other clients share) forgets the file listings it holds.
-        self._list_relations_again(schema)
-        if schema in _LOCKED_BEFORE_IN_THIS_PROCESS or self.config.credentials.method == "connect":
-            build_lock.refresh_tables(self._rows, schema)
+        # Not on an embedded Derby metastore, which no other process can open.
+        if not self._metastore_of_this_process_alone():
+            self._list_relations_again(schema)
+            if (
+                schema in _LOCKED_BEFORE_IN_THIS_PROCESS
+                or self.config.credentials.method == "connect"
+            ):
+                build_lock.refresh_tables(self._rows, schema)
         _LOCKED_BEFORE_IN_THIS_PROCESS.add(schema)
+
+    def _metastore_of_this_process_alone(self) -> bool:
+        """Whether the session's metastore is an embedded Derby database (the local
+        targets'), which one process at a time opens. Anything else (a metastore
+        service, Glue, a Connect server's, a cluster's hive-site.xml) may be shared."""
+        if self.config.credentials.method == "connect":
+            return False
+        conf = self._session().conf
+        uris = conf.get("spark.hadoop.hive.metastore.uris", "") or ""
+        url = conf.get("spark.hadoop.javax.jdo.option.ConnectionURL", "") or ""
+        return not uris.strip() and url.startswith("jdbc:derby:") and "//" not in url
 
     def _list_relations_again(self, schema: str) -> None:
         """Replace dbt's cached relations of ``schema`` (listed when the invocation
