@@ -171,18 +171,17 @@ def acquire(
         time.sleep(poll_seconds)
 
 
-def refresh_tables(sql: Callable[[str], list], schema: str) -> int:
+def refresh_tables(sql: Callable[[str], list], schema: str, tables: list[str]) -> None:
     """Forget what this session cached of ``schema``'s tables (their file listings,
     Iceberg's table metadata); how many tables it refreshed.
 
     A session that outlives one invocation (a backfill's builds, a Connect or Thrift
     server) lists a table's files once and reads that list again: files another
     process replaced in the meantime (a rebuild of a version, while this one waited
-    for the lock) then fail the read with FILE_NOT_EXIST."""
-    tables = [row[1] for row in sql(f"show tables in {schema}") if not row[2]]
+    for the lock) then fail the read with FILE_NOT_EXIST. Only tables: a view holds
+    no files, and refreshing one whose inputs changed type fails (Spark 3.5)."""
     for table in tables:
         sql(f"refresh table {schema}.{table}")
-    return len(tables)
 
 
 def release(sql: Callable[[str], list], schema: str, invocation_id: str | None = None) -> bool:

@@ -173,12 +173,13 @@ class SparksessionAdapter(SparkAdapter):
         # server's, which other clients share) forgets the file listings it holds.
         # Not on an embedded Derby metastore, which no other process can open.
         if not self._metastore_of_this_process_alone():
-            self._list_relations_again(schema)
+            relations = self._list_relations_again(schema)
             if (
                 schema in _LOCKED_BEFORE_IN_THIS_PROCESS
                 or self.config.credentials.method == "connect"
             ):
-                build_lock.refresh_tables(self._rows, schema)
+                tables = [relation.identifier for relation in relations if relation.is_table]
+                build_lock.refresh_tables(self._rows, schema, tables)
         _LOCKED_BEFORE_IN_THIS_PROCESS.add(schema)
 
     def _metastore_of_this_process_alone(self) -> bool:
@@ -192,19 +193,18 @@ class SparksessionAdapter(SparkAdapter):
         url = conf.get("spark.hadoop.javax.jdo.option.ConnectionURL", "") or ""
         return not uris.strip() and url.startswith("jdbc:derby:") and "//" not in url
 
-    def _list_relations_again(self, schema: str) -> None:
-        """Replace dbt's cached relations of ``schema`` (listed when the invocation
-        began) with the catalog's now."""
+    def _list_relations_again(self, schema: str) -> list[BaseRelation]:
+        """The catalog's relations of ``schema`` now, which replace those dbt cached
+        when the invocation began."""
+        listed = self.list_relations_without_caching(self.Relation.create(schema=schema))
         for database, cached_schema in [
             key for key in self.cache.schemas if (key[1] or "").lower() == schema.lower()
         ]:
-            listed = self.list_relations_without_caching(
-                self.Relation.create(database=database, schema=cached_schema)
-            )
             self.cache.drop_schema(database, cached_schema)
             self.cache.add_schema(database, cached_schema)
             for relation in listed:
                 self.cache.add(relation)
+        return listed
 
     @available
     def release_build_lock(self, schema: str, this_invocation_only: bool = True) -> bool:
