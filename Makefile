@@ -4,6 +4,8 @@
 #   make test-quick  the math, dbt's unit tests and one pipeline build (≤ 5 minutes)
 #   make lint   ruff (Python) and sqlfluff (the SQL of models and macros), as CI runs them
 #   make test-lakehouse  the published tables as Iceberg and as Delta tables (CI runs it)
+#   make test-processes  the backfill in a plain shell, Spark Connect, a standalone cluster
+#                        (each Spark a process of its own; CI runs it)
 #   make test-spark3.5  the pipeline, bad-input, partitioned-input, cluster and Iceberg and
 #                       Delta tests on Spark 3.5
 # Also: make evaluate (ALS retrains, chained; evaluation/out/), make evaluate-movielens
@@ -21,7 +23,7 @@ CHROMIUM ?= /usr/bin/chromium
 # make report / make docs read the tables `make demo` published
 DEMO_ENV := DBT_PROFILES_DIR=profiles DBT_SPARK_HOME=.spark DBT_SCHEMA=demo
 
-.PHONY: setup jars jars-spark3.5 metastore test-shared-metastore setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate evaluate-movielens movielens report docs backfill dist clean
+.PHONY: setup jars jars-spark3.5 metastore test-shared-metastore test-processes setup-spark3.5 browser demo test test-quick test-lakehouse test-spark3.5 lint evaluate evaluate-movielens movielens report docs backfill dist clean
 
 setup: $(VENV)/.installed
 
@@ -172,7 +174,19 @@ docs: setup
 # set-up of .venv-spark3.5 included, their part 474 s beside the other worker)
 test: setup browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 --ignore=tests/python/test_lakehouse.py \
-		--ignore=tests/python/test_shared_metastore.py
+		--ignore=tests/python/test_shared_metastore.py $(addprefix --ignore=tests/python/,$(PROCESS_TESTS))
+
+# the tests whose Spark runs in processes of their own, beside the test's: the backfill
+# as a user types it (`make backfill` in a plain shell, killed and resumed; the report
+# and a take-back after it), a Spark Connect server (the pipeline, dbt's adapter suite
+# and the errors through it) and spark-submit on a standalone cluster. A CI step of
+# its own since 2026-12-04: their cold JVMs beside make test's two workers took 650 s
+# of them and the suite to 20.8 min, past its 15
+PROCESS_TESTS := test_backfill.py test_connect.py test_cluster.py
+
+test-processes: setup
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=8 \
+		$(addprefix tests/python/,$(PROCESS_TESTS))
 
 # the published tables as Iceberg and as Delta tables, each format in processes of its
 # own, the two formats side by side (5.4 min; 7.1 one after the other, 2026-11-30)
