@@ -224,7 +224,8 @@ def dbt_build(
 def published_base_items(data: Path) -> Path:
     """The folder of the published items of version 1 (the base of version 2)."""
     table = data / "spark_home" / "warehouse" / "bench.db" / "stabilized_item_embeddings"
-    folders = list(table.glob("_staged/v1-*/*"))
+    # the run's owner file (``_<run>.owner``) lies beside its folder
+    folders = [f for f in table.glob("_staged/v1-*/*") if f.is_dir()]
     if len(folders) != 1:
         raise SystemExit(f"expected one published folder of v1 under {table}, found {folders}")
     return folders[0]
