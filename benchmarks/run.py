@@ -458,6 +458,9 @@ def compare_widths(data: Path, sizes: list[int], args) -> None:
             floor(folder, base, folder / "out_floor")
             for round_number in range(1, args.rounds + 1):
                 for method in methods:
+                    # the last build's or floor's written files reach the disk first:
+                    # their write-back doubled the floor's time right after a build
+                    os.sync()
                     elapsed, timings = dbt_build(
                         folder,
                         "v2",
@@ -472,6 +475,7 @@ def compare_widths(data: Path, sizes: list[int], args) -> None:
                         f"{elapsed:.1f} s (the Gram nodes {gram:.1f} s)",
                         flush=True,
                     )
+                os.sync()
                 elapsed = floor(folder, base, folder / "out_floor")
                 seconds["floor"][n] = min(elapsed, seconds["floor"].get(n, elapsed))
                 print(f"  round {round_number}: floor: {elapsed:.1f} s", flush=True)
