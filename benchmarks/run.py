@@ -454,12 +454,12 @@ def compare_widths(data: Path, sizes: list[int], args) -> None:
             dbt_build(folder, "v1", "auto")
             base = published_base_items(folder)
             # once untimed: the first read of the inputs comes from disk, not the page
-            # cache (13.0 s, then 5.3-6.0 s, at 250,000 users × 256)
+            # cache (docs/performance.md, "Python tasks that start faster")
             floor(folder, base, folder / "out_floor")
             for round_number in range(1, args.rounds + 1):
                 for method in methods:
                     # the last build's or floor's written files reach the disk first:
-                    # their write-back doubled the floor's time right after a build
+                    # their write-back would slow what is timed next
                     os.sync()
                     elapsed, timings = dbt_build(
                         folder,

@@ -4,8 +4,8 @@ Used as ``spark.python.daemon.module: python_udfs.worker_daemon`` (the local
 profile targets set it). PySpark's worker calls ``importlib.invalidate_caches()``
 at the start of every task; on Python 3.10 and 3.11 that re-reads the whole
 directory of every zip archive on ``sys.path`` (CPython gh-103200, fixed in 3.12):
-the ``pyspark.zip``, py4j's zip and Spark's core jar Spark puts there, about 90 ms
-a task on a 2-core machine, more than a whole task of a small Spark job. The
+the ``pyspark.zip``, py4j's zip and Spark's core jar Spark puts there: more than
+a whole task of a small Spark job (docs/performance.md). The
 archives on ``sys.path`` when the daemon starts are Spark's and Python's own and
 do not change while it runs: their importers keep the directory they read. An
 archive added later (a job's ``--py-files``) is invalidated as before.
